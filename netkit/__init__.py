@@ -1,11 +1,70 @@
-"""netkit: a networking toolkit on the Python standard library alone."""
+"""netkit: a networking toolkit on the Python standard library alone.
+
+An event loop over ``selectors``, coroutines and tasks on it, TCP/UDP/Unix
+transports, message framing and RFC 6455 WebSockets.
+"""
 
 from __future__ import annotations
 
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
+from .futures import Future
+from .loop import EventLoop, Handle, TimerHandle
+from .loop_thread import LoopThread
 from .protocols import BaseProtocol, DatagramProtocol, Protocol
+from .sync import BoundedSemaphore, Event, LifoQueue, Lock, PriorityQueue, Queue, Semaphore
+from .tasks import (
+    Task,
+    TaskGroup,
+    Timeout,
+    all_tasks,
+    create_task,
+    current_task,
+    ensure_future,
+    gather,
+    get_running_loop,
+    run,
+    shield,
+    sleep,
+    timeout,
+    timeout_at,
+    to_thread,
+    wait_for,
+)
 
 __version__ = "0.1.0"
 
-__all__ = [*_errors_all, "BaseProtocol", "Protocol", "DatagramProtocol"]
+__all__ = [
+    *_errors_all,
+    "EventLoop",
+    "Handle",
+    "TimerHandle",
+    "Future",
+    "Task",
+    "TaskGroup",
+    "Timeout",
+    "LoopThread",
+    "BaseProtocol",
+    "Protocol",
+    "DatagramProtocol",
+    "Event",
+    "Lock",
+    "Semaphore",
+    "BoundedSemaphore",
+    "Queue",
+    "LifoQueue",
+    "PriorityQueue",
+    "all_tasks",
+    "create_task",
+    "current_task",
+    "ensure_future",
+    "gather",
+    "get_running_loop",
+    "run",
+    "shield",
+    "sleep",
+    "timeout",
+    "timeout_at",
+    "to_thread",
+    "wait_for",
+]

@@ -1,0 +1,339 @@
+"""Coordination between tasks: ``Event``, ``Lock``, ``Semaphore``, ``Queue``.
+
+All of them are fair — waiters are woken in the order they started waiting —
+and cancellation-safe: a task cancelled while waiting leaves the primitive
+exactly as if it had never waited (a lock it was about to get passes to the
+next waiter; an item it was about to receive stays in the queue).
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+from typing import Any, Generic, TypeVar
+
+from . import _runtime
+from .errors import QueueEmpty, QueueFull
+from .futures import Future
+
+__all__ = ["Event", "Lock", "Semaphore", "BoundedSemaphore", "Queue", "LifoQueue", "PriorityQueue"]
+
+_T = TypeVar("_T")
+
+
+def _new_waiter() -> Future[Any]:
+    return _runtime.get_running_loop().create_future()
+
+
+class Event:
+    """A flag tasks can wait for: ``set()`` wakes every waiter, ``clear()`` resets it."""
+
+    def __init__(self) -> None:
+        self._waiters: collections.deque[Future[Any]] = collections.deque()
+        self._value = False
+
+    def is_set(self) -> bool:
+        """Whether the flag is set."""
+        return self._value
+
+    def set(self) -> None:
+        """Set the flag and wake every waiting task."""
+        if self._value:
+            return
+        self._value = True
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(True)
+
+    def clear(self) -> None:
+        """Reset the flag; later ``wait()`` calls block again."""
+        self._value = False
+
+    async def wait(self) -> bool:
+        """Wait until the flag is set (returns at once if it is)."""
+        if self._value:
+            return True
+        waiter = _new_waiter()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+            return True
+        finally:
+            self._waiters.remove(waiter)
+
+    def __repr__(self) -> str:
+        return f"<Event {'set' if self._value else 'unset'} waiters={len(self._waiters)}>"
+
+
+class Lock:
+    """A mutual-exclusion lock for tasks, handed over in FIFO order."""
+
+    def __init__(self) -> None:
+        self._waiters: collections.deque[Future[Any]] = collections.deque()
+        self._locked = False
+
+    def locked(self) -> bool:
+        """Whether some task holds the lock."""
+        return self._locked
+
+    async def acquire(self) -> bool:
+        """Wait for the lock and take it."""
+        # Take it at once only when free and nobody queued before us: fairness.
+        if not self._locked and all(w.cancelled() for w in self._waiters):
+            self._locked = True
+            return True
+        waiter = _new_waiter()
+        self._waiters.append(waiter)
+        try:
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        except BaseException:
+            # Cancelled after release() chose us but before we ran: pass the
+            # lock on, or it would be lost.
+            if waiter.done() and not waiter.cancelled():
+                self._locked = False
+                self._wake_next()
+            raise
+        self._locked = True
+        return True
+
+    def release(self) -> None:
+        """Release the lock and wake the next waiter; ``RuntimeError`` if not locked."""
+        if not self._locked:
+            raise RuntimeError("Lock is not acquired")
+        self._locked = False
+        self._wake_next()
+
+    def _wake_next(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(True)
+                return
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<Lock {'locked' if self._locked else 'unlocked'} waiters={len(self._waiters)}>"
+
+
+class Semaphore:
+    """A counter of available slots: ``acquire()`` takes one (waiting when none is
+    left), ``release()`` gives one back.  Waiters are served in FIFO order."""
+
+    def __init__(self, value: int = 1) -> None:
+        if value < 0:
+            raise ValueError("Semaphore initial value must be >= 0")
+        self._value = value
+        self._waiters: collections.deque[Future[Any]] = collections.deque()
+
+    def locked(self) -> bool:
+        """Whether ``acquire()`` would wait."""
+        return self._value == 0 or any(not w.cancelled() for w in self._waiters)
+
+    async def acquire(self) -> bool:
+        """Take a slot, waiting for one if needed."""
+        if not self.locked():
+            self._value -= 1
+            return True
+        waiter = _new_waiter()
+        self._waiters.append(waiter)
+        try:
+            try:
+                await waiter
+            finally:
+                self._waiters.remove(waiter)
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                # We were handed a slot but are leaving: hand it on.
+                self._value += 1
+                self._wake_next()
+            raise
+        return True
+
+    def release(self) -> None:
+        """Give a slot back and wake the next waiter."""
+        self._value += 1
+        self._wake_next()
+
+    def _wake_next(self) -> None:
+        for waiter in self._waiters:
+            if not waiter.done():
+                # The slot goes straight to the waiter: nobody can overtake it.
+                self._value -= 1
+                waiter.set_result(True)
+                return
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} value={self._value} waiters={len(self._waiters)}>"
+
+
+class BoundedSemaphore(Semaphore):
+    """A ``Semaphore`` that raises ``ValueError`` when released more than acquired."""
+
+    def __init__(self, value: int = 1) -> None:
+        super().__init__(value)
+        self._bound = value
+
+    def release(self) -> None:
+        if self._value >= self._bound:
+            raise ValueError("BoundedSemaphore released too many times")
+        super().release()
+
+
+class Queue(Generic[_T]):
+    """A FIFO queue between tasks, bounded by ``maxsize`` (0: unbounded).
+
+    ``put`` waits while the queue is full, ``get`` while it is empty;
+    ``task_done``/``join`` let a producer wait until every item is processed.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        self._maxsize = maxsize
+        self._init()
+        self._getters: collections.deque[Future[Any]] = collections.deque()
+        self._putters: collections.deque[Future[Any]] = collections.deque()
+        self._unfinished = 0
+        self._finished = Event()
+        self._finished.set()
+
+    # Storage hooks, overridden by LifoQueue and PriorityQueue.
+    def _init(self) -> None:
+        self._items: Any = collections.deque()
+
+    def _put(self, item: _T) -> None:
+        self._items.append(item)
+
+    def _get(self) -> _T:
+        return self._items.popleft()  # type: ignore[no-any-return]
+
+    @property
+    def maxsize(self) -> int:
+        """The bound given at creation (0 for none)."""
+        return self._maxsize
+
+    def qsize(self) -> int:
+        """How many items are queued."""
+        return len(self._items)
+
+    def empty(self) -> bool:
+        """Whether no item is queued."""
+        return not self._items
+
+    def full(self) -> bool:
+        """Whether ``put`` would wait."""
+        return 0 < self._maxsize <= len(self._items)
+
+    @staticmethod
+    def _wake_first(waiters: collections.deque[Future[Any]]) -> None:
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def put(self, item: _T) -> None:
+        """Queue ``item``, waiting for room when the queue is full."""
+        while self.full():
+            putter = _new_waiter()
+            self._putters.append(putter)
+            try:
+                await putter
+            except BaseException:
+                putter.cancel()
+                try:
+                    self._putters.remove(putter)
+                except ValueError:
+                    pass
+                if not self.full() and not putter.cancelled():
+                    # We were woken for a free slot but are leaving: pass it on.
+                    self._wake_first(self._putters)
+                raise
+        self.put_nowait(item)
+
+    def put_nowait(self, item: _T) -> None:
+        """Queue ``item`` at once; ``QueueFull`` when there is no room."""
+        if self.full():
+            raise QueueFull()
+        self._put(item)
+        self._unfinished += 1
+        self._finished.clear()
+        self._wake_first(self._getters)
+
+    async def get(self) -> _T:
+        """Remove and return the next item, waiting for one when the queue is empty."""
+        while self.empty():
+            getter = _new_waiter()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                try:
+                    self._getters.remove(getter)
+                except ValueError:
+                    pass
+                if not self.empty() and not getter.cancelled():
+                    # We were woken for an item but are leaving: the item stays
+                    # queued, and the next getter is woken for it.
+                    self._wake_first(self._getters)
+                raise
+        return self.get_nowait()
+
+    def get_nowait(self) -> _T:
+        """Remove and return the next item; ``QueueEmpty`` when there is none."""
+        if self.empty():
+            raise QueueEmpty()
+        item = self._get()
+        self._wake_first(self._putters)
+        return item
+
+    def task_done(self) -> None:
+        """Mark one item taken with ``get`` as processed (for ``join``)."""
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if self._unfinished == 0:
+            self._finished.set()
+
+    async def join(self) -> None:
+        """Wait until every item put has been marked done."""
+        if self._unfinished > 0:
+            await self._finished.wait()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} maxsize={self._maxsize} qsize={self.qsize()}>"
+
+
+class LifoQueue(Queue[_T]):
+    """A ``Queue`` that returns the most recently added item first."""
+
+    def _init(self) -> None:
+        self._items = []
+
+    def _get(self) -> _T:
+        return self._items.pop()  # type: ignore[no-any-return]
+
+
+class PriorityQueue(Queue[_T]):
+    """A ``Queue`` that returns the smallest item first (``(priority, data)`` tuples work)."""
+
+    def _init(self) -> None:
+        self._items = []
+
+    def _put(self, item: _T) -> None:
+        heapq.heappush(self._items, item)
+
+    def _get(self) -> _T:
+        return heapq.heappop(self._items)  # type: ignore[no-any-return]
