@@ -12,6 +12,16 @@ from .futures import Future
 from .loop import EventLoop, Handle, TimerHandle
 from .loop_thread import LoopThread
 from .protocols import BaseProtocol, DatagramProtocol, Protocol
+from .transports import DatagramTransport, Server, StreamTransport
+from .streams import (
+    StreamReader,
+    StreamReaderProtocol,
+    StreamWriter,
+    open_connection,
+    open_unix_connection,
+    start_server,
+    start_unix_server,
+)
 from .sync import BoundedSemaphore, Event, LifoQueue, Lock, PriorityQueue, Queue, Semaphore
 from .tasks import (
     Task,
@@ -47,6 +57,16 @@ __all__ = [
     "BaseProtocol",
     "Protocol",
     "DatagramProtocol",
+    "Server",
+    "StreamTransport",
+    "DatagramTransport",
+    "StreamReader",
+    "StreamWriter",
+    "StreamReaderProtocol",
+    "open_connection",
+    "start_server",
+    "open_unix_connection",
+    "start_unix_server",
     "Event",
     "Lock",
     "Semaphore",

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Coroutine, TypeVar
 
 from . import _runtime
 from .futures import Future, wrap_concurrent_future
+from .transports import create as _create
 
 if TYPE_CHECKING:
     from .tasks import Task
@@ -57,6 +58,10 @@ _EVENT_WRITE = selectors.EVENT_WRITE
 # O(n), so doing it only when half the heap is garbage keeps it amortised O(1).
 _MIN_TIMERS_FOR_COMPACTION = 100
 _CANCELLED_FRACTION_FOR_COMPACTION = 0.5
+
+# Bytes asked of one stream read, as asyncio: a large read amortises the
+# per-event cost on bulk transfers; the kernel returns what it has.
+RECV_BUFFER_SIZE = 256 * 1024
 
 # select() sleeps at most this long, so the loop notices time jumps and a
 # stop() made through a lost wake-up byte (a full socket buffer) in bounded time.
@@ -157,6 +162,12 @@ class EventLoop:
         self._busy_since: float | None = None  # set while callbacks run; read by the watchdog
         self._watchdog: _Watchdog | None = None
         self._old_coro_tracking: int | None = None
+        # One receive buffer shared by every stream transport on this loop:
+        # recv_into() it and copy out what arrived.  A fresh recv(256 KiB) per
+        # read costs a large allocation (and page faults) each time; one
+        # buffer per connection would cost 256 KiB of memory each.
+        self._recv_buffer = bytearray(RECV_BUFFER_SIZE)
+        self._recv_view = memoryview(self._recv_buffer)
         # The wake-up channel: a byte written to _wake_w makes select() return.
         # A socketpair rather than a pipe, so it also works where pipes cannot be selected.
         self._wake_r, self._wake_w = socket.socketpair()
@@ -709,9 +720,36 @@ class EventLoop:
         state = "closed" if self._closed else "running" if self.is_running() else "idle"
         return f"<{type(self).__name__} {state} ready={len(self._ready)} timers={len(self._timers)}>"
 
-    # Transports, servers and streams live in their own modules; the loop's
-    # coroutine methods that create them are attached there, so this module
-    # stays the reactor alone.
+    # ------------------------------------------------------------ networking
+    # The transports live in netkit/transports; these methods only give them
+    # asyncio's names and argument lists on the loop.
+
+    async def create_server(self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any) -> Any:
+        """Listen on ``host``:``port`` (``None``/``""``: every family; port 0: a free one)
+        and return a ``Server``.  Options: ``family``, ``flags``, ``sock``, ``backlog``,
+        ``reuse_address``, ``reuse_port``, ``start_serving``."""
+        return await _create.create_server(self, protocol_factory, host, port, **kwargs)
+
+    async def create_connection(self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+        """Connect over TCP and return ``(transport, protocol)``.  Options: ``family``,
+        ``proto``, ``flags``, ``sock``, ``local_addr``, ``happy_eyeballs_delay``."""
+        return await _create.create_connection(self, protocol_factory, host, port, **kwargs)
+
+    async def create_unix_server(self, protocol_factory: Callable[[], Any], path: Any = None, **kwargs: Any) -> Any:
+        """Listen on a Unix socket and return a ``Server``.  Options: ``sock``,
+        ``backlog``, ``start_serving``, ``cleanup_socket``."""
+        return await _create.create_unix_server(self, protocol_factory, path, **kwargs)
+
+    async def create_unix_connection(self, protocol_factory: Callable[[], Any], path: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+        """Connect to a Unix socket and return ``(transport, protocol)``."""
+        return await _create.create_unix_connection(self, protocol_factory, path, **kwargs)
+
+    async def create_datagram_endpoint(
+        self, protocol_factory: Callable[[], Any], local_addr: Any = None, remote_addr: Any = None, **kwargs: Any
+    ) -> tuple[Any, Any]:
+        """Open a UDP endpoint and return ``(transport, protocol)``.  Options: ``family``,
+        ``proto``, ``flags``, ``reuse_port``, ``allow_broadcast``, ``sock``."""
+        return await _create.create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr, **kwargs)
 
 
 def _signal_noop(signum: int, frame: Any) -> None:

@@ -1,0 +1,27 @@
+"""Shared helpers for the examples: make ``import netkit`` work from a fresh
+checkout, and stop servers cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import netkit  # noqa: E402
+
+
+def stop_on_signals(stop: netkit.Event) -> None:
+    """Set ``stop`` when SIGINT or SIGTERM arrives (Ctrl-C, ``kill``)."""
+    loop = netkit.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def listening_on(server: netkit.Server) -> str:
+    """``host:port`` of the server's first socket, for the "listening on" line."""
+    host, port = server.sockets[0].getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,45 @@
+"""A TCP echo server on netkit's callback (protocol) API.
+
+    python examples/tcp_echo_server.py --port 9000
+
+Every byte a client sends comes straight back.  The protocol's methods are
+called by the transport: ``data_received`` for each chunk that arrives (chunks
+keep no message boundaries: see examples/sticky_packets.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import listening_on, netkit, stop_on_signals
+
+
+class EchoProtocol(netkit.Protocol):
+    """Writes back whatever arrives."""
+
+    def connection_made(self, transport: netkit.StreamTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+async def main(host: str, port: int) -> None:
+    loop = netkit.get_running_loop()
+    server = await loop.create_server(EchoProtocol, host, port)
+    print(f"tcp echo server listening on {listening_on(server)}", flush=True)
+    stop = netkit.Event()
+    stop_on_signals(stop)
+    await stop.wait()
+    server.close()
+    server.abort_clients()
+    await server.wait_closed()
+    print("server stopped", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port")
+    args = parser.parse_args()
+    netkit.run(main(args.host, args.port))

@@ -1,0 +1,305 @@
+"""``DatagramTransport``: a UDP (or Unix datagram) socket driven by the loop.
+
+Each readiness event drains up to ``_READS_PER_EVENT`` datagrams into one
+reusable buffer, so a busy socket costs one ``select`` per batch rather than
+per datagram, and no 256 KiB buffer is allocated per datagram.  Sends go out
+at once; only when the kernel's buffer is full are datagrams queued, within
+the high-water mark (``pause_writing``) like stream transports.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from ..protocols import DatagramProtocol
+from .stream import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, TransportState
+
+if TYPE_CHECKING:
+    from ..loop import EventLoop
+
+__all__ = ["DatagramTransport"]
+
+logger = logging.getLogger("netkit")
+
+# The largest UDP payload over IPv4 is 65,507 bytes (65,535 minus the IP and
+# UDP headers); 64 KiB holds any datagram a socket without jumbograms receives.
+MAX_DATAGRAM = 65536
+
+# Datagrams read per readiness event before going back to the loop: enough to
+# amortise select(), few enough that one busy socket cannot starve the others.
+_READS_PER_EVENT = 64
+
+
+class DatagramTransport:
+    """A datagram socket connected to a ``DatagramProtocol``."""
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        sock: socket.socket,
+        protocol: DatagramProtocol,
+        *,
+        address: Any = None,
+        waiter: Any = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        sock.setblocking(False)
+        self._loop = loop
+        self._sock: socket.socket | None = sock
+        self._fileno = sock.fileno()
+        self._protocol = protocol
+        self._address = address  # the peer of a connected socket, else None
+        self._state = TransportState.OPEN
+        self._buffer: collections.deque[tuple[bytes, Any]] = collections.deque()
+        self._buffer_size = 0
+        self._high_water = DEFAULT_HIGH_WATER
+        self._low_water = DEFAULT_LOW_WATER
+        self._protocol_paused = False
+        self._reading = False
+        self._reading_paused = False
+        self._connection_lost_called = False
+        self._recv_buffer = bytearray(MAX_DATAGRAM)
+        self._recv_view = memoryview(self._recv_buffer)
+        self._extra: dict[str, Any] = {"socket": sock}
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        self._extra["peername"] = address
+        if extra:
+            self._extra.update(extra)
+        loop.call_soon(self._start, waiter)
+
+    def _start(self, waiter: Any) -> None:
+        try:
+            self._protocol.connection_made(self)
+        except BaseException as exc:
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
+            self._report(exc, "protocol.connection_made() raised; closing the endpoint")
+            self._force_close(exc)
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                raise
+            return
+        if self._state is TransportState.OPEN and not self._reading_paused:
+            self._loop.add_reader(self._fileno, self._read_ready)
+            self._reading = True
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ------------------------------------------------------------------- info
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``"sockname"``, ``"peername"`` (connected sockets) or ``"socket"``."""
+        return self._extra.get(name, default)
+
+    def get_protocol(self) -> DatagramProtocol:
+        """The protocol this transport drives."""
+        return self._protocol
+
+    def is_closing(self) -> bool:
+        """Whether ``close()``/``abort()`` was called or the endpoint failed."""
+        return self._state is not TransportState.OPEN
+
+    def __repr__(self) -> str:
+        return f"<DatagramTransport {self._state.value} sockname={self._extra.get('sockname')}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if self._sock is not None and self._state is not TransportState.CLOSED:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+
+    # ---------------------------------------------------------------- reading
+
+    def _read_ready(self) -> None:
+        sock = self._sock
+        view = self._recv_view
+        for _ in range(_READS_PER_EVENT):
+            try:
+                size, addr = sock.recvfrom_into(self._recv_buffer)  # type: ignore[union-attr]
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # On a connected socket an ICMP error (port unreachable) arrives
+                # as an error on the next receive: the protocol hears of it.
+                self._error_received(exc)
+                return
+            try:
+                self._protocol.datagram_received(bytes(view[:size]), addr)
+            except BaseException as exc:
+                self._report(exc, "protocol.datagram_received() raised")
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                    raise
+            if self._sock is None or not self._reading:
+                return  # closed or paused by the protocol
+
+    def pause_reading(self) -> None:
+        """Stop receiving datagrams until ``resume_reading()`` (the kernel drops what overflows)."""
+        if self._reading_paused:
+            return
+        self._reading_paused = True
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fileno)
+
+    def resume_reading(self) -> None:
+        """Receive datagrams again."""
+        if not self._reading_paused:
+            return
+        self._reading_paused = False
+        if self._state is TransportState.OPEN and not self._reading:
+            self._loop.add_reader(self._fileno, self._read_ready)
+            self._reading = True
+
+    def is_reading(self) -> bool:
+        """Whether datagrams are being received."""
+        return self._reading
+
+    # ---------------------------------------------------------------- sending
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        """Send one datagram to ``addr`` (or to the connected peer when ``addr`` is ``None``)."""
+        if self._state is not TransportState.OPEN:
+            logger.warning("sendto() on a closed datagram transport %r: datagram dropped", self)
+            return
+        if addr is not None and self._address is not None and addr != self._address:
+            raise ValueError(f"this endpoint is connected to {self._address!r}, not {addr!r}")
+        if addr is None and self._address is None:
+            raise ValueError("sendto() needs an address on an unconnected endpoint")
+        if not self._buffer:
+            try:
+                if self._address is not None:
+                    self._sock.send(data)  # type: ignore[union-attr]
+                else:
+                    self._sock.sendto(data, addr)  # type: ignore[union-attr]
+                return
+            except (BlockingIOError, InterruptedError):
+                self._loop.add_writer(self._fileno, self._write_ready)
+            except OSError as exc:
+                self._error_received(exc)
+                return
+        self._buffer_append(bytes(data), addr)
+
+    def _buffer_append(self, data: bytes, addr: Any) -> None:
+        # The one place that counts queued bytes, as for stream transports.
+        self._buffer.append((data, addr))
+        self._buffer_size += len(data)
+        if not self._protocol_paused and self._buffer_size > self._high_water:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except BaseException as exc:
+                self._report(exc, "protocol.pause_writing() failed")
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                    raise
+
+    def _write_ready(self) -> None:
+        sock = self._sock
+        while self._buffer and sock is not None:
+            data, addr = self._buffer[0]
+            try:
+                if self._address is not None:
+                    sock.send(data)
+                else:
+                    sock.sendto(data, addr)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._buffer.popleft()
+                self._buffer_size -= len(data)
+                self._error_received(exc)
+                continue
+            self._buffer.popleft()
+            self._buffer_size -= len(data)
+        if self._protocol_paused and self._buffer_size <= self._low_water:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except BaseException as exc:
+                self._report(exc, "protocol.resume_writing() failed")
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                    raise
+        if not self._buffer:
+            self._loop.remove_writer(self._fileno)
+            if self._state is TransportState.CLOSING:
+                self._finish(None)
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes of datagrams queued because the kernel's buffer was full."""
+        return self._buffer_size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The ``(low, high)`` water marks."""
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """As for stream transports: ``pause_writing()`` above ``high``, resume at ``low``."""
+        if high is None:
+            high = DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not 0 <= low <= high:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water, self._low_water = high, low
+
+    def _error_received(self, exc: OSError) -> None:
+        try:
+            self._protocol.error_received(exc)
+        except BaseException as error:
+            self._report(error, "protocol.error_received() raised")
+            if isinstance(error, (SystemExit, KeyboardInterrupt)):
+                raise
+
+    # ---------------------------------------------------------------- closing
+
+    def close(self) -> None:
+        """Stop receiving, send what is queued, then close and call ``connection_lost(None)``."""
+        if self._state is not TransportState.OPEN:
+            return
+        self._state = TransportState.CLOSING
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fileno)
+        if not self._buffer:
+            self._finish(None)
+
+    def abort(self) -> None:
+        """Close at once, dropping queued datagrams."""
+        self._force_close(None)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._state is TransportState.CLOSED:
+            return
+        if self._buffer:
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._loop.remove_writer(self._fileno)
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fileno)
+        self._finish(exc)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        self._state = TransportState.CLOSED
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        if self._connection_lost_called:
+            return
+        self._connection_lost_called = True
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            sock = self._sock
+            self._sock = None
+            if sock is not None:
+                sock.close()
+
+    def _report(self, exc: BaseException, message: str) -> None:
+        self._loop.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )

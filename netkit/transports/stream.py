@@ -1,0 +1,470 @@
+"""``StreamTransport``: a connected TCP or Unix stream socket driven by the loop.
+
+The transport moves bytes between the socket and a ``Protocol``:
+
+* reading: one ``recv`` per readiness event, handed to ``data_received``;
+  ``pause_reading`` unregisters the socket, so the kernel's receive buffer
+  fills and TCP pushes back on the peer;
+* writing: ``write`` sends at once when nothing is queued and queues only
+  the rest; every entry point goes through ``_buffer_append``, the one place
+  that counts buffered bytes and calls ``pause_writing`` above the high-water
+  mark (so no write path can bypass flow control);
+* closing: ``close`` flushes, ``abort`` drops, ``write_eof`` half-closes,
+  and ``connection_lost`` is called exactly once.
+
+The life of a transport, one state at a time:
+
+    OPEN ──close()──▶ CLOSING (flushing the write buffer) ──flushed──▶ CLOSED
+      │                  │
+      └────abort() / error / peer reset──────────────────────────────▶ CLOSED
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import os
+import socket
+import warnings
+from typing import TYPE_CHECKING, Any, Iterable
+
+from ..protocols import Protocol
+
+if TYPE_CHECKING:
+    from ..loop import EventLoop
+
+__all__ = ["StreamTransport", "DEFAULT_HIGH_WATER", "DEFAULT_LOW_WATER"]
+
+logger = logging.getLogger("netkit")
+
+# 64 KiB high / 16 KiB low water marks, as asyncio: enough to keep a fast
+# link busy between two loop iterations without letting a slow reader make
+# the process hold more than a few socket buffers' worth per connection.
+DEFAULT_HIGH_WATER = 64 * 1024
+DEFAULT_LOW_WATER = DEFAULT_HIGH_WATER // 4
+
+# sendmsg() takes at most IOV_MAX buffers (1024 on Linux).
+try:
+    _IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024)
+except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+    _IOV_MAX = 16
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+
+# Errors that mean "the peer or the network dropped the connection", reported
+# through connection_lost(exc) without a traceback in the log.
+_DISCONNECT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+
+
+class TransportState(enum.Enum):
+    """Where a transport is in its life."""
+
+    OPEN = "open"  # reading and writing
+    CLOSING = "closing"  # close() called: no more reads, flushing what is buffered
+    CLOSED = "closed"  # the socket is closed or about to be; connection_lost is scheduled
+
+
+class StreamTransport:
+    """A stream socket (TCP or Unix) connected to a ``Protocol``."""
+
+    def __init__(
+        self,
+        loop: EventLoop,
+        sock: socket.socket,
+        protocol: Protocol,
+        *,
+        extra: dict[str, Any] | None = None,
+        server: Any = None,
+        waiter: Any = None,
+    ) -> None:
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            # Small writes go out at once: latency matters more than packet count
+            # for request/response protocols, and netkit already coalesces writes.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._loop = loop
+        self._sock: socket.socket | None = sock
+        self._fileno = sock.fileno()
+        self._protocol = protocol
+        self._data_received = protocol.data_received  # bound once: called per read
+        self._server = server
+        self._state = TransportState.OPEN
+        self._reading = False  # registered with the loop for reading
+        self._reading_paused = False  # pause_reading() in effect
+        self._eof_received = False
+        self._eof_requested = False  # write_eof() called; shut down once flushed
+        self._eof_sent = False
+        self._buffer: collections.deque[bytes | memoryview] = collections.deque()
+        self._buffer_size = 0
+        self._high_water = DEFAULT_HIGH_WATER
+        self._low_water = DEFAULT_LOW_WATER
+        self._protocol_paused = False
+        self._connection_lost_called = False
+        self._warned_closed_write = False
+        self._extra: dict[str, Any] = {"socket": sock}
+        for name, getter in (("sockname", sock.getsockname), ("peername", sock.getpeername)):
+            try:
+                self._extra[name] = getter()
+            except OSError:
+                self._extra[name] = None
+        if extra:
+            self._extra.update(extra)
+        if server is not None:
+            server._attach(self)
+        loop.call_soon(self._start, waiter)
+
+    def _start(self, waiter: Any) -> None:
+        if self._state is not TransportState.OPEN:
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ConnectionError("the connection closed before it was set up"))
+            return
+        try:
+            self._protocol.connection_made(self)
+        except BaseException as exc:
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(exc)
+            self._protocol_failed(exc, "connection_made")
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                raise
+            return
+        if self._state is TransportState.OPEN and not self._reading_paused:
+            self._loop.add_reader(self._fileno, self._read_ready)
+            self._reading = True
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # ------------------------------------------------------------------- info
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``"peername"``, ``"sockname"`` or ``"socket"`` (and whatever else the creator added)."""
+        return self._extra.get(name, default)
+
+    def get_protocol(self) -> Protocol:
+        """The protocol this transport drives."""
+        return self._protocol
+
+    def set_protocol(self, protocol: Protocol) -> None:
+        """Hand the connection to another protocol (e.g. after an HTTP upgrade)."""
+        self._protocol = protocol
+        self._data_received = protocol.data_received
+
+    def is_closing(self) -> bool:
+        """Whether ``close()`` or ``abort()`` was called, or the connection was lost."""
+        return self._state is not TransportState.OPEN
+
+    @property
+    def state(self) -> TransportState:
+        """The transport's state (``OPEN``, ``CLOSING``, ``CLOSED``)."""
+        return self._state
+
+    def __repr__(self) -> str:
+        info = [type(self).__name__, self._state.value]
+        peer = self._extra.get("peername")
+        if peer:
+            info.append(f"peer={peer}")
+        if self._buffer_size:
+            info.append(f"buffered={self._buffer_size}")
+        if self._reading_paused:
+            info.append("reading-paused")
+        return f"<{' '.join(info)}>"
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        if self._sock is not None and self._state is not TransportState.CLOSED:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._sock.close()
+
+    # ---------------------------------------------------------------- reading
+
+    def _read_ready(self) -> None:
+        loop = self._loop
+        try:
+            size = self._sock.recv_into(loop._recv_buffer)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc)
+            return
+        if size:
+            try:
+                self._data_received(loop._recv_view[:size].tobytes())
+            except BaseException as exc:
+                self._protocol_failed(exc, "data_received")
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                    raise
+        else:
+            self._read_eof()
+
+    def _read_eof(self) -> None:
+        # The peer shut down its write side (its FIN arrived): nothing more to read.
+        self._stop_reading()
+        self._eof_received = True
+        try:
+            keep_open = self._protocol.eof_received()
+        except BaseException as exc:
+            self._protocol_failed(exc, "eof_received")
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                raise
+            return
+        if not keep_open:
+            self.close()
+        elif self._eof_sent and not self._buffer:
+            # Both directions are shut: nothing can travel any more.
+            self.close()
+
+    def pause_reading(self) -> None:
+        """Stop calling ``data_received`` until ``resume_reading()``; the peer is then
+        held back by TCP flow control once the kernel's buffer is full."""
+        if self._reading_paused or self._state is not TransportState.OPEN:
+            return
+        self._reading_paused = True
+        self._stop_reading()
+
+    def resume_reading(self) -> None:
+        """Start delivering data again after ``pause_reading()``."""
+        if not self._reading_paused or self._state is not TransportState.OPEN:
+            return
+        self._reading_paused = False
+        if not self._eof_received and not self._reading:
+            self._loop.add_reader(self._fileno, self._read_ready)
+            self._reading = True
+
+    def is_reading(self) -> bool:
+        """Whether data is being read (not paused, not closing, no EOF yet)."""
+        return self._reading
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fileno)
+
+    # ---------------------------------------------------------------- writing
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data``: at once as far as the kernel takes it, the rest buffered."""
+        if not data:
+            return
+        if self._state is not TransportState.OPEN or self._eof_requested:
+            self._write_refused()
+            return
+        if not self._buffer:
+            try:
+                sent = self._sock.send(data)  # type: ignore[union-attr]
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._fatal_error(exc)
+                return
+            if sent == len(data):
+                return
+            # Keep the unsent tail without copying immutable data; a mutable
+            # buffer is copied, since the caller may reuse it after write().
+            data = memoryview(data)[sent:] if isinstance(data, bytes) else bytes(memoryview(data)[sent:])
+            self._loop.add_writer(self._fileno, self._write_ready)
+        elif not isinstance(data, bytes):
+            data = bytes(data)
+        self._buffer_append(data)
+
+    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Send several buffers in order, with one system call when possible."""
+        if self._state is not TransportState.OPEN or self._eof_requested:
+            self._write_refused()
+            return
+        chunks = [chunk if isinstance(chunk, bytes) else bytes(chunk) for chunk in chunks if chunk]
+        if not chunks:
+            return
+        if self._buffer or not _HAS_SENDMSG or len(chunks) > _IOV_MAX:
+            if not self._buffer:
+                # The same path as write(): send what the kernel takes now.
+                self.write(b"".join(chunks))
+                return
+            for chunk in chunks:
+                self._buffer_append(chunk)
+            return
+        try:
+            sent = self._sock.sendmsg(chunks)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._fatal_error(exc)
+            return
+        for chunk in chunks:
+            if sent >= len(chunk):
+                sent -= len(chunk)
+                continue
+            if not self._buffer:
+                self._loop.add_writer(self._fileno, self._write_ready)
+            self._buffer_append(memoryview(chunk)[sent:] if sent else chunk)
+            sent = 0
+
+    def _buffer_append(self, data: bytes | memoryview) -> None:
+        # The one place where buffered bytes are counted: every write path
+        # (write, writelines, and whatever is added later) comes through here.
+        self._buffer.append(data)
+        self._buffer_size += len(data)
+        if not self._protocol_paused and self._buffer_size > self._high_water:
+            self._protocol_paused = True
+            try:
+                self._protocol.pause_writing()
+            except BaseException as exc:
+                self._report(exc, "protocol.pause_writing() failed")
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                    raise
+
+    def _write_ready(self) -> None:
+        buffer = self._buffer
+        sock = self._sock
+        if sock is None:
+            return
+        try:
+            if len(buffer) == 1 or not _HAS_SENDMSG:
+                sent = sock.send(buffer[0])
+            else:
+                sent = sock.sendmsg([buffer[i] for i in range(min(len(buffer), _IOV_MAX))])
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc)
+            return
+        self._buffer_size -= sent
+        while sent:
+            head = buffer[0]
+            if sent >= len(head):
+                sent -= len(head)
+                buffer.popleft()
+            else:
+                buffer[0] = memoryview(head)[sent:]
+                sent = 0
+        if self._protocol_paused and self._buffer_size <= self._low_water:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except BaseException as exc:
+                self._report(exc, "protocol.resume_writing() failed")
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                    raise
+        if not buffer:
+            self._loop.remove_writer(self._fileno)
+            if self._state is TransportState.CLOSING:
+                self._finish(None)
+            elif self._eof_requested:
+                self._shutdown_write()
+
+    def _write_refused(self) -> None:
+        if self._eof_requested and self._state is TransportState.OPEN:
+            raise RuntimeError("cannot write after write_eof()")
+        if not self._warned_closed_write:
+            self._warned_closed_write = True
+            logger.warning("write() on a closing or closed transport %r: data dropped", self)
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes accepted by ``write`` but not yet taken by the kernel."""
+        return self._buffer_size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """The ``(low, high)`` water marks."""
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the water marks: ``pause_writing()`` above ``high``, ``resume_writing()``
+        at ``low``.  Default high 64 KiB; default low a quarter of high."""
+        if high is None:
+            high = DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not 0 <= low <= high:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water = high
+        self._low_water = low
+        if self._buffer_size > high and not self._protocol_paused:
+            self._protocol_paused = True
+            self._protocol.pause_writing()
+        elif self._protocol_paused and self._buffer_size <= low:
+            self._protocol_paused = False
+            self._protocol.resume_writing()
+
+    # ------------------------------------------------------------ half-close
+
+    def can_write_eof(self) -> bool:
+        """Stream sockets can always half-close."""
+        return True
+
+    def write_eof(self) -> None:
+        """Half-close: flush what is buffered, then shut down the write side
+        (the peer reads EOF) while reading goes on."""
+        if self._state is not TransportState.OPEN or self._eof_requested:
+            return
+        self._eof_requested = True
+        if not self._buffer:
+            self._shutdown_write()
+
+    def _shutdown_write(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
+        except OSError as exc:
+            self._fatal_error(exc)
+            return
+        self._eof_sent = True
+        if self._eof_received:
+            self.close()
+
+    # ---------------------------------------------------------------- closing
+
+    def close(self) -> None:
+        """Stop reading, flush the write buffer, then close the socket and call
+        ``connection_lost(None)``."""
+        if self._state is not TransportState.OPEN:
+            return
+        self._state = TransportState.CLOSING
+        self._stop_reading()
+        if not self._buffer:
+            self._finish(None)
+
+    def abort(self) -> None:
+        """Close at once, dropping whatever is still buffered."""
+        self._force_close(None)
+
+    def _fatal_error(self, exc: BaseException) -> None:
+        if not isinstance(exc, _DISCONNECT_ERRORS):
+            self._report(exc, "fatal error on transport")
+        self._force_close(exc)
+
+    def _protocol_failed(self, exc: BaseException, method: str) -> None:
+        # A bug in the protocol: report it and drop this connection, whose
+        # state can no longer be trusted.  The loop and the other connections go on.
+        self._report(exc, f"protocol.{method}() raised; closing the connection")
+        self._force_close(exc)
+
+    def _report(self, exc: BaseException, message: str) -> None:
+        self._loop.call_exception_handler(
+            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+        )
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._state is TransportState.CLOSED:
+            return
+        if self._buffer:
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._loop.remove_writer(self._fileno)
+        self._stop_reading()
+        self._finish(exc)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        self._state = TransportState.CLOSED
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        if self._connection_lost_called:
+            return
+        self._connection_lost_called = True
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            sock = self._sock
+            self._sock = None
+            if sock is not None:
+                sock.close()
+            server = self._server
+            self._server = None
+            if server is not None:
+                server._detach(self)
