@@ -1,0 +1,588 @@
+"""Message framing: whole messages out of a TCP byte stream.
+
+TCP keeps no message boundaries.  Two ``send()`` calls can arrive as one
+``recv()`` (the "sticky packet" problem) and one ``send()`` can arrive in
+pieces, so every protocol over TCP needs a rule that says where a message
+ends.  This module has the two rules almost every protocol uses:
+
+* :class:`LengthPrefixFramer`: each frame starts with its length, a fixed-size
+  integer or a LEB128 varint (as protobuf's length-delimited streams do);
+* :class:`DelimitedFramer`: each frame ends with a delimiter (a newline, CRLF,
+  a NUL byte ...).
+
+The framers are sans-I/O: bytes in through :meth:`Framer.feed`, whole frames
+out, no sockets, no event loop.  They work with any I/O, asyncio's included.
+
+Their invariants:
+
+* correct for every split of the input: a frame comes out whole however the
+  bytes were chopped into chunks, and several frames in one chunk all come out
+  in order;
+* bounded memory: a frame over ``max_frame_size`` is refused as soon as that
+  is known (for a length prefix, when the header is read), before its body is
+  buffered; after a framing error the framer refuses all further input, since
+  the stream can no longer be parsed;
+* linear time: each byte received is copied a bounded number of times,
+  never the whole buffer once per frame.
+
+At the bottom, two thin adapters move bytes between a framer and a
+connection: :class:`FramedProtocol` for the callback API, and
+:func:`read_frame` / :func:`write_frame` for streams.  They only need the
+shape of asyncio's transports and streams, so they run on netkit's loop and
+on asyncio's alike; this module imports neither ``socket`` nor a loop.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import struct
+from collections.abc import Iterable
+from typing import NoReturn, Protocol as TypingProtocol
+
+from .errors import FrameTooLarge, IncompleteReadError, ProtocolError
+
+__all__ = [
+    "Framer",
+    "LengthPrefixFramer",
+    "DelimitedFramer",
+]
+
+Buffer = bytes | bytearray | memoryview
+"""What the framers accept as input and as a payload to encode."""
+
+class FrameSink(TypingProtocol):
+    """Where :meth:`Framer.feed_into` puts complete frames: a ``list`` or a ``deque``."""
+
+    def append(self, frame: bytes, /) -> None: ...
+
+
+def _byte_length(payload: Buffer) -> int:
+    """Size in bytes of ``payload``; ``len()`` of a memoryview counts items, not bytes."""
+    if type(payload) is memoryview:
+        return payload.nbytes
+    return len(payload)
+
+
+# ---------------------------------------------------------------------------
+# The framer contract
+# ---------------------------------------------------------------------------
+
+
+class Framer(abc.ABC):
+    """What every netkit framer does, so that the adapters work with any of them.
+
+    A framer turns received bytes into frames (:meth:`feed`, :meth:`feed_into`,
+    :meth:`feed_eof`) and payloads into bytes to send (:meth:`encode`,
+    :meth:`encode_parts`, :meth:`encode_many`).  It holds at most one
+    unfinished frame, never more than ``max_frame_size`` bytes of it.
+
+    Errors latch: once :meth:`feed_into` has raised a :class:`ProtocolError`,
+    every later call raises that same error (as asyncio's ``StreamReader`` does
+    after ``set_exception``), because the bytes after a bad frame cannot be
+    parsed.  Close the connection.
+    """
+
+    __slots__ = ("max_frame_size", "_error", "_ready")
+
+    def __init__(self, max_frame_size: int) -> None:
+        if type(max_frame_size) is not int or max_frame_size < 0:
+            raise ValueError(f"max_frame_size must be an int >= 0, not {max_frame_size!r}")
+        self.max_frame_size = max_frame_size
+        self._error: ProtocolError | None = None
+        # Frames decoded but not yet returned by read_frame(), which reads a
+        # chunk at a time and may decode several frames from one read.
+        self._ready: collections.deque[bytes] = collections.deque()
+
+    # -- receiving ----------------------------------------------------------
+
+    def feed(self, data: Buffer) -> list[bytes]:
+        """Add received bytes; return every frame they complete, in order.
+
+        The bytes of an unfinished frame are kept for the next call.
+        Raises :class:`FrameTooLarge` or :class:`ProtocolError` on bad input.
+        """
+        frames: list[bytes] = []
+        self.feed_into(data, frames)
+        return frames
+
+    @abc.abstractmethod
+    def feed_into(self, data: Buffer, frames: FrameSink) -> None:
+        """Like :meth:`feed`, but append each complete frame to ``frames``.
+
+        If the input is bad, the frames that came before the bad one are
+        already in ``frames`` when the error is raised, so a caller can still
+        handle what the peer sent correctly before closing.
+        """
+
+    def feed_eof(self) -> None:
+        """Say the stream has ended; raise if it ended inside a frame.
+
+        Raises :class:`IncompleteReadError` whose ``partial`` is what arrived of
+        the unfinished frame, and whose ``expected`` is the size it needed
+        (``None`` when that size is unknown).
+        """
+        if self._error is not None:
+            raise self._error
+        incomplete = self._incomplete_frame()
+        if incomplete is not None:
+            raise incomplete
+
+    @abc.abstractmethod
+    def _incomplete_frame(self) -> IncompleteReadError | None:
+        """The error describing the unfinished frame, or ``None`` between frames."""
+
+    @property
+    @abc.abstractmethod
+    def buffered_size(self) -> int:
+        """How many bytes of an unfinished frame the framer holds right now."""
+
+    @property
+    def at_frame_boundary(self) -> bool:
+        """True when no part of a frame is buffered (the stream may end here)."""
+        return self.buffered_size == 0 and self._incomplete_frame() is None
+
+    @property
+    def error(self) -> ProtocolError | None:
+        """The framing error that stopped this framer, or ``None``."""
+        return self._error
+
+    def _fail(self, exc: ProtocolError) -> NoReturn:
+        """Latch ``exc``, drop what was buffered (it can never become a frame) and raise."""
+        self._error = exc
+        self._discard_buffer()
+        raise exc
+
+    @abc.abstractmethod
+    def _discard_buffer(self) -> None:
+        """Forget the unfinished frame."""
+
+    # -- sending ------------------------------------------------------------
+
+    @abc.abstractmethod
+    def encode(self, payload: Buffer) -> bytes:
+        """The bytes that carry ``payload`` as one frame."""
+
+    @abc.abstractmethod
+    def encode_parts(self, payload: Buffer) -> tuple[Buffer, ...]:
+        """The frame for ``payload`` as pieces to write in order, with
+        ``payload`` itself among them uncopied (for ``transport.writelines``)."""
+
+    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+        """Several frames as one ``bytes``, for a single write."""
+        return b"".join([self.encode(payload) for payload in payloads])
+
+
+# ---------------------------------------------------------------------------
+# Length prefix
+# ---------------------------------------------------------------------------
+
+# Fixed-size headers: unsigned integers, network (big-endian) or little-endian
+# byte order.  ">" is accepted as a synonym of "!", which struct treats alike.
+_FIXED_HEADERS = {
+    f"{order}{code}": f"{order}{code}"
+    for order in "!><"
+    for code in "BHIQ"
+}
+
+VARINT = "varint"
+
+# An unsigned 64-bit value needs ceil(64 / 7) = 10 LEB128 bytes; protobuf
+# reads no more than that ("Too many bytes when decoding varint").
+_VARINT_MAX_BYTES = 10
+_UINT64_MAX = (1 << 64) - 1
+
+# 16 MiB: large enough for any sane message, small enough that a peer cannot
+# make a server allocate much; the same order as websockets' 1 MiB max_size
+# and Netty's LengthFieldBasedFrameDecoder limits in practice, and well under
+# Twisted's Int32StringReceiver ceiling of 4 GiB.
+DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+
+
+def _encode_varint(value: int) -> bytes:
+    """``value`` as an unsigned LEB128 varint: 7 bits per byte, low bits
+    first, the top bit set on every byte but the last."""
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _decode_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Decode the varint at ``data[pos:end]``: ``(value, position after it)``,
+    or ``(0, -1)`` when its last byte has not arrived yet.
+
+    Looks at 10 bytes at most and raises :class:`ProtocolError` for a longer
+    varint or one above 2**64 - 1.
+    """
+    value = 0
+    shift = 0
+    stop = min(end, pos + _VARINT_MAX_BYTES)
+    for index in range(pos, stop):
+        byte = data[index]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            if value > _UINT64_MAX:
+                raise ProtocolError(
+                    "malformed varint length: its value does not fit in 64 bits"
+                )
+            return value, index + 1
+        shift += 7
+    if stop - pos >= _VARINT_MAX_BYTES:
+        raise ProtocolError(
+            f"malformed varint length: longer than {_VARINT_MAX_BYTES} bytes"
+        )
+    return 0, -1
+
+
+class LengthPrefixFramer(Framer):
+    """Frames that start with their length: ``header + payload``.
+
+    ``header`` is a :mod:`struct` format for an unsigned integer, big-endian
+    (``"!B"``, ``"!H"``, ``"!I"``, ``"!Q"``; ``">"`` works too) or
+    little-endian (``"<B"`` ... ``"<Q"``), or ``"varint"`` for an unsigned
+    LEB128 varint.  The length counts the payload only.  A zero-length frame
+    is a frame (``b""``).
+
+    A declared length above ``max_frame_size`` raises :class:`FrameTooLarge`
+    as soon as the header is read, before any of the body is buffered.
+    """
+
+    __slots__ = ("header_format", "_header_size", "_struct", "_capacity", "_partial", "_body_length")
+
+    def __init__(self, header: str = "!I", max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        super().__init__(max_frame_size)
+        self.header_format = header
+        if header == VARINT:
+            self._struct: struct.Struct | None = None
+            self._header_size = 0  # variable: 1 to 10 bytes
+            self._capacity = _UINT64_MAX
+        elif header in _FIXED_HEADERS:
+            self._struct = struct.Struct(header)
+            self._header_size = self._struct.size
+            self._capacity = (1 << (8 * self._header_size)) - 1
+        else:
+            allowed = ", ".join(repr(name) for name in [*_FIXED_HEADERS, VARINT])
+            raise ValueError(f"unsupported header format {header!r}; use one of {allowed}")
+        # The bytes of the unfinished frame: its header while the header is
+        # incomplete, then its body (the header bytes are dropped once read).
+        self._partial = bytearray()
+        # The unfinished frame's declared length once its header is read, else -1.
+        self._body_length = -1
+
+    def __repr__(self) -> str:
+        return f"LengthPrefixFramer(header={self.header_format!r}, max_frame_size={self.max_frame_size})"
+
+    # -- sending ------------------------------------------------------------
+
+    def header(self, length: int) -> bytes:
+        """The header announcing a payload of ``length`` bytes.
+
+        Write it, then the payload, to send a large payload without copying it.
+        Raises :class:`FrameTooLarge` if ``length`` does not fit the header
+        format (above 255 for ``"!B"``, for example).
+        """
+        if length < 0:
+            raise ValueError(f"a frame length cannot be negative: {length}")
+        if length > self._capacity:
+            raise FrameTooLarge(length, self._capacity, limit=f"header {self.header_format!r} capacity")
+        if self._struct is None:
+            return _encode_varint(length)
+        return self._struct.pack(length)
+
+    def encode(self, payload: Buffer) -> bytes:
+        """``header + payload`` as one ``bytes``."""
+        return self.header(_byte_length(payload)) + payload
+
+    def encode_parts(self, payload: Buffer) -> tuple[Buffer, ...]:
+        """``(header, payload)``, without copying the payload."""
+        return (self.header(_byte_length(payload)), payload)
+
+    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+        """Several frames joined into one ``bytes`` with a single copy."""
+        parts: list[Buffer] = []
+        append = parts.append
+        header = self.header
+        for payload in payloads:
+            append(header(_byte_length(payload)))
+            append(payload)
+        return b"".join(parts)
+
+    # -- receiving ----------------------------------------------------------
+
+    @property
+    def buffered_size(self) -> int:
+        return len(self._partial)
+
+    def _discard_buffer(self) -> None:
+        self._partial = bytearray()
+        self._body_length = -1
+
+    def _incomplete_frame(self) -> IncompleteReadError | None:
+        if self._body_length >= 0:
+            return IncompleteReadError(bytes(self._partial), self._body_length)
+        if self._partial:
+            expected = self._header_size or None  # a varint's size is unknown
+            return IncompleteReadError(bytes(self._partial), expected)
+        return None
+
+    def _too_large(self, length: int) -> NoReturn:
+        self._fail(FrameTooLarge(length, self.max_frame_size))
+
+    def feed_into(self, data: Buffer, frames: FrameSink) -> None:
+        if self._error is not None:
+            raise self._error
+        if type(data) is not bytes:
+            data = bytes(data)
+        end = len(data)
+        pos = 0
+        if self._partial or self._body_length >= 0:
+            pos = self._finish_partial_frame(data, frames)
+            if pos < 0:
+                return
+        # The fast path: frames are sliced straight out of ``data``, so each
+        # one is copied exactly once and nothing is buffered but the tail.
+        append = frames.append
+        limit = self.max_frame_size
+        if self._struct is not None:
+            unpack_from = self._struct.unpack_from
+            header_size = self._header_size
+            while True:
+                body_start = pos + header_size
+                if body_start > end:
+                    break
+                (length,) = unpack_from(data, pos)
+                if length > limit:
+                    self._too_large(length)
+                body_end = body_start + length
+                if body_end > end:
+                    self._body_length = length
+                    pos = body_start
+                    break
+                append(data[body_start:body_end])
+                pos = body_end
+        else:
+            while pos < end:
+                length = data[pos]
+                if length < 0x80:  # a one-byte varint: lengths up to 127
+                    body_start = pos + 1
+                else:
+                    try:
+                        length, body_start = _decode_varint(data, pos, end)
+                    except ProtocolError as exc:
+                        self._fail(exc)
+                    if body_start < 0:
+                        break
+                if length > limit:
+                    self._too_large(length)
+                body_end = body_start + length
+                if body_end > end:
+                    self._body_length = length
+                    pos = body_start
+                    break
+                append(data[body_start:body_end])
+                pos = body_end
+        if pos < end:
+            self._partial += memoryview(data)[pos:] if pos else data
+
+    def _finish_partial_frame(self, data: bytes, frames: FrameSink) -> int:
+        """Complete the frame left unfinished by the previous feed.
+
+        Returns the position in ``data`` just after that frame, or -1 if
+        ``data`` ran out before the frame was complete (it is then buffered).
+        """
+        partial = self._partial
+        end = len(data)
+        pos = 0
+        if self._body_length < 0:
+            # ``partial`` holds the first bytes of a header.
+            have = len(partial)
+            if self._struct is not None:
+                need = self._header_size - have
+                if end < need:
+                    partial += data
+                    return -1
+                (length,) = self._struct.unpack(bytes(partial) + data[:need])
+                pos = need
+            else:
+                head = bytes(partial) + data[: _VARINT_MAX_BYTES - have]
+                try:
+                    length, header_end = _decode_varint(head, 0, len(head))
+                except ProtocolError as exc:
+                    self._fail(exc)
+                if header_end < 0:
+                    partial += data
+                    return -1
+                pos = header_end - have
+            if length > self.max_frame_size:
+                self._too_large(length)
+            partial.clear()
+            self._body_length = length
+        # ``partial`` holds the first bytes of the body.
+        need = self._body_length - len(partial)
+        if end - pos < need:
+            partial += memoryview(data)[pos:] if pos else data
+            return -1
+        body_end = pos + need
+        if partial:
+            partial += memoryview(data)[pos:body_end]
+            frames.append(bytes(partial))
+            # A fresh buffer rather than clear(): clear() keeps nothing either,
+            # but rebinding makes that plain and releases a large body at once.
+            self._partial = bytearray()
+        else:
+            frames.append(data[pos:body_end])
+        self._body_length = -1
+        return body_end
+
+
+# ---------------------------------------------------------------------------
+# Delimiter
+# ---------------------------------------------------------------------------
+
+# 64 KiB: a line-oriented peer has no business sending longer lines; asyncio's
+# StreamReader.readline() limit is the same 64 KiB (2**16), while Twisted's
+# LineReceiver.MAX_LENGTH is a stricter 16 KiB.
+DEFAULT_MAX_LINE_SIZE = 64 * 1024
+
+
+class DelimitedFramer(Framer):
+    """Frames that end with ``delimiter``: ``payload + delimiter``.
+
+    The delimiter may be several bytes (``b"\\r\\n"``) and is found even when it
+    is split across chunks.  ``max_frame_size`` bounds the payload, delimiter
+    not counted: once more bytes than that have arrived without a delimiter,
+    :class:`FrameTooLarge` is raised and nothing more is buffered.  With
+    ``strip=True`` frames are returned without their delimiter.
+    """
+
+    __slots__ = ("delimiter", "strip", "_partial")
+
+    def __init__(
+        self,
+        delimiter: bytes = b"\n",
+        max_frame_size: int = DEFAULT_MAX_LINE_SIZE,
+        strip: bool = True,
+    ) -> None:
+        super().__init__(max_frame_size)
+        if not isinstance(delimiter, bytes) or not delimiter:
+            raise ValueError(f"delimiter must be non-empty bytes, not {delimiter!r}")
+        self.delimiter = delimiter
+        self.strip = strip
+        # The start of the unfinished frame; it never contains the delimiter
+        # and never grows past max_frame_size + len(delimiter) - 1 bytes.
+        self._partial = bytearray()
+
+    def __repr__(self) -> str:
+        return (
+            f"DelimitedFramer(delimiter={self.delimiter!r}, "
+            f"max_frame_size={self.max_frame_size}, strip={self.strip})"
+        )
+
+    # -- sending ------------------------------------------------------------
+
+    def _check_payload(self, payload: Buffer) -> None:
+        if self.delimiter in (payload.tobytes() if type(payload) is memoryview else payload):
+            raise ValueError(
+                f"payload contains the delimiter {self.delimiter!r}: "
+                "the receiver would see it as more than one frame"
+            )
+
+    def encode(self, payload: Buffer) -> bytes:
+        """``payload + delimiter``; raises ``ValueError`` if ``payload``
+        contains the delimiter, which would split it on the other side."""
+        self._check_payload(payload)
+        return bytes(payload) + self.delimiter
+
+    def encode_parts(self, payload: Buffer) -> tuple[Buffer, ...]:
+        """``(payload, delimiter)``, without copying the payload."""
+        self._check_payload(payload)
+        return (payload, self.delimiter)
+
+    def encode_many(self, payloads: Iterable[Buffer]) -> bytes:
+        """Several frames as one ``bytes``."""
+        payloads = list(payloads)
+        if not payloads:
+            return b""
+        for payload in payloads:
+            self._check_payload(payload)
+        return self.delimiter.join(payloads) + self.delimiter
+
+    # -- receiving ----------------------------------------------------------
+
+    @property
+    def buffered_size(self) -> int:
+        return len(self._partial)
+
+    def _discard_buffer(self) -> None:
+        self._partial = bytearray()
+
+    def _incomplete_frame(self) -> IncompleteReadError | None:
+        if self._partial:
+            return IncompleteReadError(bytes(self._partial), None)
+        return None
+
+    def feed_into(self, data: Buffer, frames: FrameSink) -> None:
+        if self._error is not None:
+            raise self._error
+        if type(data) is not bytes:
+            data = bytes(data)
+        delimiter = self.delimiter
+        delimiter_size = len(delimiter)
+        limit = self.max_frame_size
+        keep = 0 if self.strip else delimiter_size
+        end = len(data)
+        pos = 0
+        partial = self._partial
+        if partial:
+            have = len(partial)
+            frame_end = -1  # where the delimiter starts, counted from the frame's start
+            if delimiter_size > 1:
+                # A delimiter split across the chunk boundary: look in the last
+                # delimiter_size - 1 buffered bytes plus the first new ones.
+                # Earlier buffered positions were searched when they arrived.
+                seam_start = max(0, have - delimiter_size + 1)
+                seam = bytes(partial[seam_start:]) + data[: delimiter_size - 1]
+                found = seam.find(delimiter)
+                if found >= 0:
+                    frame_end = seam_start + found
+            if frame_end < 0:
+                found = data.find(delimiter, 0, limit - have + delimiter_size)
+                if found >= 0:
+                    frame_end = have + found
+            if frame_end < 0:
+                if have + end >= limit + delimiter_size:
+                    self._fail(FrameTooLarge(have + end, limit))
+                partial += data
+                return
+            if frame_end > limit:
+                self._fail(FrameTooLarge(frame_end, limit))
+            frame_size = frame_end + keep
+            if frame_size <= have:  # the delimiter began inside the buffer
+                frames.append(bytes(partial[:frame_size]))
+            else:
+                partial += memoryview(data)[: frame_size - have]
+                frames.append(bytes(partial))
+            # The buffer never holds a whole delimiter, so this one ends in ``data``.
+            pos = frame_end + delimiter_size - have
+            self._partial = partial = bytearray()
+        # The fast path: find each delimiter in ``data`` itself and slice the
+        # frame out, searching no further than a frame may be long.
+        find = data.find
+        append = frames.append
+        window = limit + delimiter_size
+        while True:
+            found = find(delimiter, pos, pos + window)
+            if found < 0:
+                break
+            append(data[pos : found + keep])
+            pos = found + delimiter_size
+        if pos < end:
+            if end - pos >= window:
+                self._fail(FrameTooLarge(end - pos, limit))
+            partial += memoryview(data)[pos:] if pos else data
+
