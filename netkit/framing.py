@@ -36,20 +36,29 @@ from __future__ import annotations
 
 import abc
 import collections
+import logging
 import struct
 from collections.abc import Iterable
-from typing import NoReturn, Protocol as TypingProtocol
+from typing import Any, NoReturn, Protocol as TypingProtocol
 
 from .errors import FrameTooLarge, IncompleteReadError, ProtocolError
+from .protocols import Protocol
 
 __all__ = [
     "Framer",
     "LengthPrefixFramer",
     "DelimitedFramer",
+    "FramedProtocol",
+    "read_frame",
+    "write_frame",
+    "write_frames",
 ]
 
 Buffer = bytes | bytearray | memoryview
 """What the framers accept as input and as a payload to encode."""
+
+logger = logging.getLogger("netkit")
+
 
 class FrameSink(TypingProtocol):
     """Where :meth:`Framer.feed_into` puts complete frames: a ``list`` or a ``deque``."""
@@ -586,3 +595,229 @@ class DelimitedFramer(Framer):
                 self._fail(FrameTooLarge(end - pos, limit))
             partial += memoryview(data)[pos:] if pos else data
 
+
+# ---------------------------------------------------------------------------
+# Adapters: a framer on a connection
+#
+# They rely on the shape of asyncio's transports and streams only (duck
+# typing), so the same code runs on netkit's loop and on asyncio's.
+# ---------------------------------------------------------------------------
+
+# Below this size a payload is copied behind its header into one write, which
+# costs less than handing the transport two buffers; above it the payload is
+# passed on uncopied with writelines().  16 KiB: copying it takes about as
+# long as the bookkeeping of a second buffer (see benchmarks/bench_framing.py).
+_COPY_THRESHOLD = 16 * 1024
+
+# 256 KiB: asyncio's socket transports receive up to 256 KiB per recv(), so one
+# read() drains whatever one network read delivered; a StreamReader returns
+# at most what it already holds, so a large size costs no extra memory.
+DEFAULT_READ_SIZE = 256 * 1024
+
+
+class FramedProtocol(Protocol):
+    """A :class:`~netkit.Protocol` that speaks in frames instead of bytes.
+
+    Override :meth:`frame_received` to handle one frame, or
+    :meth:`frames_received` to handle all the frames of one read at once (and
+    answer them with one :meth:`send_frames`, which is much faster than a
+    write per frame).  Send with :meth:`send_frame`.  ``framer`` defaults to a
+    :class:`LengthPrefixFramer` with a 4-byte big-endian header.
+
+    Frames are delivered in the order they were sent.  Delivery stops as soon
+    as the transport is closing, so a handler may close the connection in the
+    middle of a batch.  A handler that (directly or not) makes
+    ``data_received`` run again gets its new frames queued behind the ones
+    being delivered.  An exception from a handler ends the connection (the
+    loop reports it and closes the transport), so undelivered frames are
+    dropped.
+
+    A peer that breaks the framing (a frame over ``max_frame_size``, a
+    malformed header, EOF inside a frame) gets :meth:`framing_error` called,
+    whose default logs once and closes this connection only.
+
+    From the transport it needs ``write``, ``writelines``, ``close``,
+    ``is_closing`` and ``get_extra_info("peername")``.  A subclass that
+    overrides ``connection_made`` or ``eof_received`` must call the base
+    method.
+    """
+
+    __slots__ = ("framer", "transport", "_delivering", "_backlog", "_failed", "_deferred_error")
+
+    def __init__(self, framer: Framer | None = None) -> None:
+        self.framer: Framer = framer if framer is not None else LengthPrefixFramer()
+        self.transport: Any = None
+        self._delivering = False
+        # Frames decoded by a data_received() that ran inside a handler; the
+        # outer delivery loop hands them over after the current batch.
+        self._backlog: list[bytes] = []
+        self._failed = False
+        self._deferred_error: ProtocolError | None = None
+
+    # -- callbacks from the transport ----------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._failed:
+            return  # the stream cannot be parsed any more; the connection is closing
+        frames: list[bytes] = []
+        error: ProtocolError | None = None
+        try:
+            self.framer.feed_into(data, frames)
+        except ProtocolError as exc:
+            # Frames before the bad one are in ``frames``: deliver them first.
+            error = exc
+            self._failed = True
+        if self._delivering:
+            self._backlog.extend(frames)
+            if error is not None:
+                self._deferred_error = error
+            return
+        if frames:
+            self._deliver(frames)
+        if error is None:
+            error, self._deferred_error = self._deferred_error, None
+        if error is not None:
+            self.framing_error(error)
+
+    def eof_received(self) -> bool | None:
+        if not self._failed:
+            try:
+                self.framer.feed_eof()
+            except IncompleteReadError as exc:
+                self._failed = True
+                self.framing_error(exc)
+        return None
+
+    def _deliver(self, frames: list[bytes]) -> None:
+        self._delivering = True
+        try:
+            while True:
+                self.frames_received(frames)
+                if not self._backlog or self.transport.is_closing():
+                    break
+                frames, self._backlog = self._backlog, []
+        finally:
+            self._delivering = False
+            self._backlog = []
+
+    # -- hooks for subclasses ------------------------------------------------
+
+    def frames_received(self, frames: list[bytes]) -> None:
+        """All the frames decoded from one read, in order.
+
+        The default calls :meth:`frame_received` for each, stopping if the
+        transport starts closing.  Override it to batch: handle every frame,
+        then answer with one :meth:`send_frames`.
+        """
+        frame_received = self.frame_received
+        is_closing = self.transport.is_closing
+        for frame in frames:
+            if is_closing():
+                return
+            frame_received(frame)
+
+    def frame_received(self, frame: bytes) -> None:
+        """One whole frame arrived.  Override it: the default drops the frame."""
+
+    def framing_error(self, exc: ProtocolError | IncompleteReadError) -> None:
+        """The peer broke the framing; no more frames will come from it.
+
+        ``exc`` is a :class:`FrameTooLarge` (which names the limit and the
+        declared size), a :class:`ProtocolError` (a malformed header), or an
+        :class:`IncompleteReadError` (the peer closed inside a frame).
+
+        The default logs one warning on the ``netkit`` logger naming the peer
+        and the error, then closes this connection.  It closes rather than
+        aborts: reading stops at once either way, and closing still flushes
+        the answers already written to the frames that came before the bad
+        one (the write buffer is bounded by the transport's high-water mark).
+        """
+        peer = self.transport.get_extra_info("peername")
+        logger.warning("closing the connection from %s: %s", peer, exc)
+        self.transport.close()
+
+    # -- sending -------------------------------------------------------------
+
+    def send_frame(self, payload: Buffer) -> None:
+        """Send ``payload`` as one frame; a large payload is not copied."""
+        if _byte_length(payload) < _COPY_THRESHOLD:
+            self.transport.write(self.framer.encode(payload))
+        else:
+            self.transport.writelines(self.framer.encode_parts(payload))
+
+    def send_frames(self, payloads: Iterable[Buffer]) -> None:
+        """Send several frames with a single write."""
+        self.transport.write(self.framer.encode_many(payloads))
+
+
+class StreamReaderLike(TypingProtocol):
+    """What :func:`read_frame` needs: ``StreamReader.read``."""
+
+    async def read(self, n: int = -1, /) -> bytes: ...
+
+
+class StreamWriterLike(TypingProtocol):
+    """What :func:`write_frame` needs: ``StreamWriter.write`` and ``writelines``."""
+
+    def write(self, data: Buffer, /) -> None: ...
+
+    def writelines(self, data: Iterable[Buffer], /) -> None: ...
+
+
+async def read_frame(
+    reader: StreamReaderLike,
+    framer: Framer,
+    *,
+    read_size: int = DEFAULT_READ_SIZE,
+) -> bytes | None:
+    """Read the next frame from ``reader``.
+
+    Returns ``None`` at a clean EOF (between frames) and raises
+    :class:`IncompleteReadError` at an EOF inside a frame, or the framer's
+    :class:`FrameTooLarge` / :class:`ProtocolError` on bad input: a frame
+    over the limit is refused once its header is read, before its body.
+
+    Reads up to ``read_size`` bytes at a time, so one read often completes
+    several frames: the framer keeps them and the next calls return them
+    without reading.  So once a reader is used with ``read_frame``, read it
+    only through ``read_frame`` with the same framer.
+    """
+    ready = framer._ready
+    if ready:
+        return ready.popleft()
+    if framer._error is not None:
+        raise framer._error
+    while True:
+        data = await reader.read(read_size)
+        if not data:
+            framer.feed_eof()
+            return None
+        try:
+            framer.feed_into(data, ready)
+        except ProtocolError:
+            if not ready:
+                raise
+            # Hand out the good frames before the bad one first; the framer
+            # keeps the error and the call after the last of them raises it.
+        if ready:
+            return ready.popleft()
+
+
+def write_frame(writer: StreamWriterLike, framer: Framer, payload: Buffer) -> None:
+    """Write ``payload`` as one frame; a large payload is not copied.
+
+    Like ``StreamWriter.write`` it does not wait: ``await writer.drain()``
+    afterwards to respect flow control.
+    """
+    if _byte_length(payload) < _COPY_THRESHOLD:
+        writer.write(framer.encode(payload))
+    else:
+        writer.writelines(framer.encode_parts(payload))
+
+
+def write_frames(writer: StreamWriterLike, framer: Framer, payloads: Iterable[Buffer]) -> None:
+    """Write several frames with one ``write``; then ``await writer.drain()``."""
+    writer.write(framer.encode_many(payloads))
