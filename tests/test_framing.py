@@ -103,6 +103,24 @@ def test_a_payload_too_large_for_the_header_cannot_be_encoded(header, too_big):
         framer.header(-1)
 
 
+@pytest.mark.parametrize("header", ["!B", "<B"])
+def test_every_encoder_refuses_a_payload_too_large_for_the_header(header):
+    framer = LengthPrefixFramer(header)
+    for encode in (framer.encode, framer.encode_parts, lambda p: framer.encode_many([b"ok", p])):
+        assert encode(bytes(255))
+        with pytest.raises(netkit.FrameTooLarge) as caught:
+            encode(bytearray(256))
+        assert (caught.value.value, caught.value.maximum) == (256, 255)
+
+
+def test_varint_header_bounds():
+    framer = LengthPrefixFramer("varint")
+    with pytest.raises(netkit.FrameTooLarge):
+        framer.header(2**64)
+    with pytest.raises(ValueError):
+        framer.header(-1)
+
+
 @pytest.mark.parametrize("header", ["!i", "I", "=I", "!L", "leb128", ""])
 def test_unsupported_header_formats_are_refused(header):
     with pytest.raises(ValueError, match="unsupported header format"):
