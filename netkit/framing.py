@@ -92,6 +92,12 @@ class Framer(abc.ABC):
     every later call raises that same error (as asyncio's ``StreamReader`` does
     after ``set_exception``), because the bytes after a bad frame cannot be
     parsed.  Close the connection.
+
+    To write another framer, subclass this and implement ``feed_into``
+    (starting with ``if self._error is not None: raise self._error`` and
+    failing through ``self._fail(exc)``), ``buffered_size``,
+    ``_incomplete_frame``, ``_discard_buffer``, ``encode`` and
+    ``encode_parts``; ``docs/framing.md`` has an example.
     """
 
     __slots__ = ("max_frame_size", "_error", "_ready")
@@ -151,7 +157,7 @@ class Framer(abc.ABC):
     @property
     def at_frame_boundary(self) -> bool:
         """True when no part of a frame is buffered (the stream may end here)."""
-        return self.buffered_size == 0 and self._incomplete_frame() is None
+        return self.buffered_size == 0
 
     @property
     def error(self) -> ProtocolError | None:
@@ -190,11 +196,7 @@ class Framer(abc.ABC):
 
 # Fixed-size headers: unsigned integers, network (big-endian) or little-endian
 # byte order.  ">" is accepted as a synonym of "!", which struct treats alike.
-_FIXED_HEADERS = {
-    f"{order}{code}": f"{order}{code}"
-    for order in "!><"
-    for code in "BHIQ"
-}
+_FIXED_HEADERS = tuple(f"{order}{code}" for order in "!><" for code in "BHIQ")
 
 VARINT = "varint"
 
@@ -353,6 +355,11 @@ class LengthPrefixFramer(Framer):
     def buffered_size(self) -> int:
         return len(self._partial)
 
+    @property
+    def at_frame_boundary(self) -> bool:
+        # A header announcing a body of which nothing arrived yet is mid-frame.
+        return self._body_length < 0 and not self._partial
+
     def _discard_buffer(self) -> None:
         self._partial = bytearray()
         self._body_length = -1
@@ -469,9 +476,7 @@ class LengthPrefixFramer(Framer):
         if partial:
             partial += memoryview(data)[pos:body_end]
             frames.append(bytes(partial))
-            # A fresh buffer rather than clear(): clear() keeps nothing either,
-            # but rebinding makes that plain and releases a large body at once.
-            self._partial = bytearray()
+            self._partial = bytearray()  # frees the old one, as large as the frame
         else:
             frames.append(data[pos:body_end])
         self._body_length = -1
