@@ -101,18 +101,16 @@ def decode_netkit(chunks: list[bytes]) -> int:
 def decode_hand_written(chunks: list[bytes]) -> int:
     """The loop found in countless tutorials and answers."""
     buffer = b""
-    count = 0
+    frames = []
     for chunk in chunks:
         buffer += chunk
         while len(buffer) >= 4:
             (length,) = struct.unpack("!I", buffer[:4])
             if len(buffer) < 4 + length:
                 break
-            frame = buffer[4 : 4 + length]
+            frames.append(buffer[4 : 4 + length])
             buffer = buffer[4 + length :]
-            count += 1
-            del frame
-    return count
+    return len(frames)
 
 
 def run_on_stream_reader(chunks: list[bytes], consume: Callable[[asyncio.StreamReader], object]) -> int:
@@ -146,7 +144,7 @@ def decode_varint_netkit(chunks: list[bytes]) -> int:
 
 def decode_varint_hand_written(chunks: list[bytes]) -> int:
     buffer = b""
-    count = 0
+    frames = []
     for chunk in chunks:
         buffer += chunk
         while True:
@@ -162,11 +160,9 @@ def decode_varint_hand_written(chunks: list[bytes]) -> int:
                     break
             if not complete or len(buffer) < pos + length:
                 break
-            frame = buffer[pos : pos + length]
+            frames.append(buffer[pos : pos + length])
             buffer = buffer[pos + length :]
-            count += 1
-            del frame
-    return count
+    return len(frames)
 
 
 async def consume_readexactly(reader: asyncio.StreamReader) -> int:
@@ -200,18 +196,16 @@ def decode_lines_netkit(chunks: list[bytes]) -> int:
 
 def decode_lines_hand_written(chunks: list[bytes]) -> int:
     buffer = b""
-    count = 0
+    lines = []
     for chunk in chunks:
         buffer += chunk
         while True:
             end = buffer.find(b"\n")
             if end < 0:
                 break
-            line = buffer[:end]
+            lines.append(buffer[:end])
             buffer = buffer[end + 1 :]
-            count += 1
-            del line
-    return count
+    return len(lines)
 
 
 async def consume_readline(reader: asyncio.StreamReader) -> int:

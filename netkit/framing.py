@@ -205,10 +205,10 @@ VARINT = "varint"
 _VARINT_MAX_BYTES = 10
 _UINT64_MAX = (1 << 64) - 1
 
-# 16 MiB: large enough for any sane message, small enough that a peer cannot
-# make a server allocate much; the same order as websockets' 1 MiB max_size
-# and Netty's LengthFieldBasedFrameDecoder limits in practice, and well under
-# Twisted's Int32StringReceiver ceiling of 4 GiB.
+# 16 MiB: room for bulky binary messages (four times gRPC's default 4 MiB
+# receive limit, sixteen times websockets' 1 MiB max_size, about the largest
+# payload of one MySQL protocol packet, whose length has 3 bytes: 2**24 - 1),
+# yet a connection cannot make a server hold more than that for one frame.
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 
 
@@ -668,7 +668,8 @@ class FramedProtocol(Protocol):
     ``data_received`` run again gets its new frames queued behind the ones
     being delivered.  An exception from a handler ends the connection (the
     loop reports it and closes the transport), so undelivered frames are
-    dropped.
+    dropped.  ``transport.pause_reading()`` takes effect from the next read:
+    the rest of the current batch (one read's worth) is still delivered.
 
     A peer that breaks the framing (a frame over ``max_frame_size``, a
     malformed header, EOF inside a frame) gets :meth:`framing_error` called,
