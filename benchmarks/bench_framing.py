@@ -244,7 +244,12 @@ def compare(title: str, unit: str, runs: Iterable[tuple[str, Callable[[], int]]]
         else:
             rate = f"{m.payload_bytes / m.seconds / 1e6:>14,.0f} MB/s"
         ratio = m.seconds / reference.seconds
-        note = "" if m is reference else f"   netkit is {ratio:5.1f}x faster"
+        if m is reference:
+            note = ""
+        elif ratio >= 1:
+            note = f"   netkit is {ratio:5.1f}x faster"
+        else:
+            note = f"   netkit is {1 / ratio:5.1f}x slower"
         print(f"  {m.name:<38}{rate}{note}")
     return results
 
@@ -337,7 +342,7 @@ def section_encode(options: Options) -> None:
         [
             ("netkit encode_many (one bytes)", lambda: len(framer.encode_many(payloads)) and count),
             ("netkit encode, one call per frame", lambda: len([framer.encode(p) for p in payloads])),
-            ("hand-written struct.pack + payload", lambda: len([pack(len(p)) + p for p in payloads])),
+            ("hand-written join of pack + payload", lambda: len(b"".join([pack(len(p)) + p for p in payloads])) and count),
         ],
         options,
         64,
