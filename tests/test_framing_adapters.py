@@ -1,0 +1,422 @@
+"""The framing adapters: FramedProtocol on a recording transport and on real
+loopback sockets, and read_frame/write_frame over streams.
+
+The socket tests run on an asyncio loop: the adapters only need the shape of
+asyncio's transports and streams, which netkit's share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import pytest
+
+import netkit
+from netkit.framing import (
+    DelimitedFramer,
+    FramedProtocol,
+    LengthPrefixFramer,
+    read_frame,
+    write_frame,
+    write_frames,
+)
+
+TEST_BOUND = 10  # seconds; a hung socket test fails instead of hanging the run
+
+
+class RecordingTransport:
+    """A transport that records what is written to it, for deterministic tests."""
+
+    def __init__(self, peer=("127.0.0.1", 40000)):
+        self.peer = peer
+        self.writes: list[object] = []
+        self.closed = False
+
+    def write(self, data):
+        self.writes.append(bytes(data))
+
+    def writelines(self, parts):
+        self.writes.append(list(parts))
+
+    def is_closing(self):
+        return self.closed
+
+    def close(self):
+        self.closed = True
+
+    def get_extra_info(self, name, default=None):
+        return self.peer if name == "peername" else default
+
+
+class Recorder(FramedProtocol):
+    """Records each batch and each frame; ``actions`` maps a frame to what to do on it."""
+
+    def __init__(self, framer=None, actions=None):
+        super().__init__(framer)
+        self.batches: list[list[bytes]] = []
+        self.frames: list[bytes] = []
+        self.errors: list[BaseException] = []
+        self.actions = actions or {}
+
+    def frames_received(self, frames):
+        self.batches.append(list(frames))
+        super().frames_received(frames)
+
+    def frame_received(self, frame):
+        self.frames.append(frame)
+        action = self.actions.get(frame)
+        if action is not None:
+            action(self)
+
+
+def connected(protocol):
+    transport = RecordingTransport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def encode(*payloads, framer=None):
+    return (framer or LengthPrefixFramer()).encode_many(payloads)
+
+
+# -- FramedProtocol on a recording transport -------------------------------------------
+
+
+def test_frames_of_one_read_arrive_as_one_batch_in_order():
+    protocol, _ = connected(Recorder())
+    assert isinstance(protocol, netkit.Protocol)
+    data = encode(b"one", b"", b"three", b"four")
+    protocol.data_received(data[:9])
+    protocol.data_received(data[9:])
+    assert protocol.frames == [b"one", b"", b"three", b"four"]
+    assert protocol.batches == [[b"one"], [b"", b"three", b"four"]]
+    assert protocol.eof_received() is None
+
+
+def test_delivery_stops_when_a_handler_closes_the_transport():
+    protocol, transport = connected(Recorder(actions={b"quit": lambda p: p.transport.close()}))
+    protocol.data_received(encode(b"a", b"quit", b"never", b"delivered"))
+    assert protocol.frames == [b"a", b"quit"]
+    assert transport.closed
+
+
+def test_data_received_from_inside_a_handler_is_queued_behind_the_batch():
+    late = encode(b"late")
+
+    def inject(protocol):
+        protocol.data_received(late)
+
+    protocol, _ = connected(Recorder(actions={b"inject": inject}))
+    protocol.data_received(encode(b"a", b"inject", b"b"))
+    assert protocol.frames == [b"a", b"inject", b"b", b"late"]
+    assert protocol.batches == [[b"a", b"inject", b"b"], [b"late"]]
+    protocol.data_received(encode(b"next"))
+    assert protocol.frames[-1] == b"next"
+
+
+def test_oversize_frame_delivers_earlier_frames_then_logs_once_and_closes(caplog):
+    protocol, transport = connected(Recorder(LengthPrefixFramer(max_frame_size=100)))
+    with caplog.at_level(logging.WARNING, logger="netkit"):
+        protocol.data_received(encode(b"a", b"b") + (101).to_bytes(4, "big"))
+        protocol.data_received(b"x" * 1000 + encode(b"ignored"))
+    assert protocol.frames == [b"a", b"b"]
+    assert transport.closed
+    assert protocol.framer.buffered_size == 0
+    [record] = [r for r in caplog.records if r.name == "netkit"]
+    assert record.levelno == logging.WARNING
+    assert "127.0.0.1" in record.getMessage() and "max_frame_size=100" in record.getMessage()
+
+
+def test_framing_error_is_a_policy_hook():
+    class Lenient(Recorder):
+        def framing_error(self, exc):
+            self.errors.append(exc)
+
+    protocol, transport = connected(Lenient(LengthPrefixFramer("varint")))
+    protocol.data_received(b"\x01A" + b"\xff" * 11)
+    protocol.data_received(b"\x01B")
+    assert protocol.frames == [b"A"]
+    [error] = protocol.errors
+    assert isinstance(error, netkit.ProtocolError) and not transport.closed
+
+
+def test_a_framing_error_inside_a_handler_waits_for_the_batch():
+    class Lenient(Recorder):
+        def framing_error(self, exc):
+            self.errors.append((exc, list(self.frames)))
+
+    def inject_bad(protocol):
+        protocol.data_received(encode(b"c") + b"\xff\xff\xff\xff")
+
+    protocol, _ = connected(Lenient(actions={b"inject": inject_bad}))
+    protocol.data_received(encode(b"a", b"inject", b"b"))
+    [(error, seen)] = protocol.errors
+    assert isinstance(error, netkit.FrameTooLarge)
+    assert seen == [b"a", b"inject", b"b", b"c"]
+
+
+def test_eof_inside_a_frame_is_a_framing_error(caplog):
+    protocol, transport = connected(Recorder())
+    protocol.data_received(encode(b"whole") + (10).to_bytes(4, "big") + b"half")
+    with caplog.at_level(logging.WARNING, logger="netkit"):
+        assert protocol.eof_received() is None
+    assert transport.closed
+    assert "4 bytes read on a total of 10" in caplog.text
+    clean, transport = connected(Recorder())
+    clean.data_received(encode(b"whole"))
+    assert clean.eof_received() is None and not transport.closed
+
+
+def test_an_exception_in_a_handler_propagates_and_leaves_the_protocol_sane():
+    def boom(protocol):
+        protocol.data_received(encode(b"queued"))
+        raise RuntimeError("handler bug")
+
+    protocol, _ = connected(Recorder(actions={b"boom": boom}))
+    with pytest.raises(RuntimeError):
+        protocol.data_received(encode(b"boom", b"dropped"))
+    protocol.data_received(encode(b"after"))
+    assert protocol.frames == [b"boom", b"after"]
+
+
+def test_send_frame_copies_small_payloads_and_not_large_ones():
+    protocol, transport = connected(FramedProtocol())
+    protocol.send_frame(b"hi")
+    large = bytes(1024 * 1024)
+    protocol.send_frame(large)
+    protocol.send_frames([b"a", b"bc"])
+    small, (header, body), batch = transport.writes
+    assert small == b"\0\0\0\x02hi"
+    assert header == (1024 * 1024).to_bytes(4, "big") and body is large
+    assert batch == b"\0\0\0\x01a\0\0\0\x02bc"
+
+
+def test_framed_protocol_with_a_delimited_framer():
+    framer = DelimitedFramer(b"\r\n", max_frame_size=8)
+    protocol, transport = connected(Recorder(framer))
+    protocol.data_received(b"HELLO\r")
+    protocol.data_received(b"\nBYE\r\nTOO LONG A LINE")
+    assert protocol.frames == [b"HELLO", b"BYE"]
+    assert transport.closed
+    protocol.send_frame(b"OK")
+    assert transport.writes == [b"OK\r\n"]
+
+
+# -- FramedProtocol over real sockets --------------------------------------------------
+
+
+class EchoProtocol(FramedProtocol):
+    """Echoes each frame back whole: the batching way or one write per frame."""
+
+    def __init__(self, batched: bool, framer=None):
+        super().__init__(framer)
+        self.batched = batched
+
+    def frames_received(self, frames):
+        if self.batched:
+            self.send_frames(frames)
+        else:
+            super().frames_received(frames)
+
+    def frame_received(self, frame):
+        self.send_frame(frame)
+
+
+async def send_in_random_chunks(writer, data: bytes, rng: random.Random) -> None:
+    pos = 0
+    while pos < len(data):
+        step = rng.choice([1, 2, 3, 5, 64, 1000, 8000])
+        writer.write(data[pos : pos + step])
+        pos += step
+        await writer.drain()
+        await asyncio.sleep(0)  # let the server read, so pieces tend to arrive apart
+
+
+async def echo_client(port: int, seed: int) -> list[bytes]:
+    """Send frames in random chunks; return what came back, up to the server's EOF."""
+    rng = random.Random(seed)
+    payloads = [rng.randbytes(rng.choice([0, 1, 7, 64, 255, 256, 3000, 70000])) for _ in range(12)]
+    framer = LengthPrefixFramer()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    received: list[bytes] = []
+
+    async def receive():
+        while len(received) < len(payloads):
+            frame = await read_frame(reader, framer)
+            assert frame is not None, "server closed early"
+            received.append(frame)
+
+    try:
+        await asyncio.gather(send_in_random_chunks(writer, framer.encode_many(payloads), rng), receive())
+        writer.write_eof()
+        assert await read_frame(reader, framer) is None  # the server closes after our EOF
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert received == payloads
+    return received
+
+
+async def hostile_client(port: int) -> bytes:
+    """Announce a 4 GiB frame and stream its body until disconnected; return
+    what the server echoed before that."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    framer = LengthPrefixFramer()
+    write_frame(writer, framer, b"first")
+    echoed = await read_frame(reader, framer)
+    try:
+        writer.write((2**32 - 1).to_bytes(4, "big"))
+        chunk = bytes(64 * 1024)
+        for _ in range(64):
+            writer.write(chunk)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    try:
+        assert await reader.read() == b""
+    except ConnectionError:
+        pass  # a reset is a disconnection too
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except ConnectionError:
+        pass
+    return echoed
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["send_frames", "send_frame"])
+def test_echo_over_sockets_with_100_clients_and_a_hostile_one(batched, caplog):
+    protocols: list[EchoProtocol] = []
+
+    def factory():
+        protocol = EchoProtocol(batched)
+        protocols.append(protocol)
+        return protocol
+
+    async def main():
+        async with asyncio.timeout(TEST_BOUND):
+            server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            try:
+                results = await asyncio.gather(
+                    hostile_client(port), *(echo_client(port, seed) for seed in range(100))
+                )
+            finally:
+                server.close()
+                await server.wait_closed()
+        return results
+
+    with caplog.at_level(logging.WARNING, logger="netkit"):
+        first, *echoed = asyncio.run(main())
+    assert first == b"first"
+    assert len(echoed) == 100 and all(len(frames) == 12 for frames in echoed)
+    [hostile] = [p for p in protocols if p.framer.error is not None]
+    assert isinstance(hostile.framer.error, netkit.FrameTooLarge)
+    assert hostile.framer.buffered_size == 0
+    warnings = [r for r in caplog.records if r.name == "netkit"]
+    assert len(warnings) == 1 and "max_frame_size=16777216" in warnings[0].getMessage()
+
+
+# -- read_frame and write_frame ----------------------------------------------------------
+
+
+def run(coro):
+    async def bounded():
+        async with asyncio.timeout(TEST_BOUND):
+            return await coro
+
+    return asyncio.run(bounded())
+
+
+def test_read_frame_returns_frames_in_order_then_none_at_a_clean_eof():
+    async def main():
+        reader = asyncio.StreamReader()
+        framer = LengthPrefixFramer("varint")
+        reader.feed_data(framer.encode_many([b"a", b"", b"c" * 300]))
+        reader.feed_data(framer.encode(b"d")[:1])
+        frames = [await read_frame(reader, framer) for _ in range(3)]
+        reader.feed_data(framer.encode(b"d")[1:])
+        reader.feed_eof()
+        frames.append(await read_frame(reader, framer))
+        return frames, await read_frame(reader, framer), await read_frame(reader, framer)
+
+    frames, end, again = run(main())
+    assert frames == [b"a", b"", b"c" * 300, b"d"]
+    assert end is None and again is None
+
+
+@pytest.mark.parametrize("tail,expected", [(b"\0\0", 4), (b"\0\0\0\x09body", 9)])
+def test_read_frame_raises_incomplete_read_error_at_eof_inside_a_frame(tail, expected):
+    async def main():
+        reader = asyncio.StreamReader()
+        framer = LengthPrefixFramer()
+        reader.feed_data(framer.encode(b"ok") + tail)
+        reader.feed_eof()
+        assert await read_frame(reader, framer) == b"ok"
+        await read_frame(reader, framer)
+
+    with pytest.raises(netkit.IncompleteReadError) as caught:
+        run(main())
+    assert caught.value.expected == expected
+
+
+def test_read_frame_refuses_an_oversize_header_without_waiting_for_the_body():
+    async def main():
+        reader = asyncio.StreamReader()
+        framer = LengthPrefixFramer(max_frame_size=1000)
+        # Good frames, then a header announcing more than the limit, and no
+        # body at all: read_frame must not wait for one.
+        reader.feed_data(framer.encode_many([b"a", b"b"]) + (1001).to_bytes(4, "big"))
+        got = [await read_frame(reader, framer), await read_frame(reader, framer)]
+        for _ in range(2):
+            with pytest.raises(netkit.FrameTooLarge):
+                await read_frame(reader, framer)
+        return got
+
+    assert run(main()) == [b"a", b"b"]
+
+
+def test_write_frame_copies_small_payloads_and_not_large_ones():
+    writer = RecordingTransport()
+    framer = LengthPrefixFramer("!H")
+    large = bytes(60000)
+    write_frame(writer, framer, b"x")
+    write_frame(writer, framer, large)
+    write_frames(writer, framer, [b"y", b"zz"])
+    small, (header, body), batch = writer.writes
+    assert small == b"\0\x01x" and header == (60000).to_bytes(2, "big") and body is large
+    assert batch == b"\0\x01y\0\x02zz"
+
+
+@pytest.mark.parametrize("framer_factory", [LengthPrefixFramer, lambda: DelimitedFramer(b"\r\n")],
+                         ids=["length-prefix", "delimited"])
+def test_streams_echo_over_sockets(framer_factory):
+    async def handle(reader, writer):
+        framer = framer_factory()
+        while (frame := await read_frame(reader, framer)) is not None:
+            write_frame(writer, framer, frame[::-1])
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main():
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        framer = framer_factory()
+        payloads = [b"hello", b"", b"world" * 5000, b"!"]
+        write_frames(writer, framer, payloads)
+        await writer.drain()
+        replies = [await read_frame(reader, framer) for _ in payloads]
+        writer.write_eof()
+        end = await read_frame(reader, framer)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return payloads, replies, end
+
+    payloads, replies, end = run(main())
+    assert replies == [p[::-1] for p in payloads] and end is None
