@@ -6,6 +6,15 @@ bytes, and never touch a socket or a loop.
 
 from __future__ import annotations
 
+from .handshake import ClientHandshake, HandshakeOutcome, ServerHandshake, accept_key, generate_key
 from .uri import WebSocketURI, parse_uri
 
-__all__ = ["WebSocketURI", "parse_uri"]
+__all__ = [
+    "ClientHandshake",
+    "HandshakeOutcome",
+    "ServerHandshake",
+    "WebSocketURI",
+    "accept_key",
+    "generate_key",
+    "parse_uri",
+]
