@@ -157,6 +157,7 @@ _pack_short = struct.Struct("!BBH").pack
 _pack_long = struct.Struct("!BBQ").pack
 _unpack_short = struct.Struct("!H").unpack_from
 _unpack_long = struct.Struct("!Q").unpack_from
+_unpack_key = struct.Struct("!I").unpack_from  # the mask key as a big-endian integer
 
 
 def encode_header(opcode: int, length: int, *, fin: bool = True, rsv: int = 0, mask_key: bytes | None = None) -> bytes:
@@ -370,6 +371,7 @@ class FrameParser:
         from_bytes = int.from_bytes
         key_repeat = _KEY_REPEAT
         key_shift = _KEY_SHIFT
+        unpack_key = _unpack_key
         mask_length = 4 if mask_bit else 0
         end = len(data)
         position = 0
@@ -444,7 +446,7 @@ class FrameParser:
                 payload = data[payload_start:payload_end]
                 if length <= 128:
                     if length:
-                        stream = from_bytes(data[header_end:payload_start], "big") * key_repeat[length] >> key_shift[length]
+                        stream = unpack_key(data, header_end)[0] * key_repeat[length] >> key_shift[length]
                         payload = (from_bytes(payload, "big") ^ stream).to_bytes(length, "big")
                 else:
                     payload = apply_mask(payload, data[header_end:payload_start])
