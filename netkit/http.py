@@ -249,6 +249,9 @@ class _HeadParser:
         if length > self.max_line + 1:  # + 1: its CR may already be here
             self._line_too_long()
         if self._line_start + length > self.max_head_size:
+            # Over both limits: the line is the more precise diagnosis.
+            if length > self.max_line:
+                self._line_too_long()
             self._head_too_large()
 
     def _check_line(self, line: bytes) -> None:

@@ -188,6 +188,16 @@ def test_request_line_over_max_line_is_refused_before_its_end():
     assert info.value.status == 414
 
 
+@pytest.mark.parametrize("length", [8193, 8194, 9000])
+def test_long_request_line_is_414_with_default_limits_however_it_arrives(length):
+    line = b"GET /" + b"a" * (length - 14) + b" HTTP/1.1"
+    assert len(line) == length
+    for data in (line, line + b"\r", line + b"\r\n\r\n"):
+        with pytest.raises(HTTPError) as info:
+            RequestParser().feed(data)
+        assert info.value.status == 414
+
+
 def test_header_line_over_max_line_is_431():
     with pytest.raises(HTTPError, match="header line") as info:
         RequestParser(max_line=20).feed(b"GET / HTTP/1.1\r\nX: " + b"a" * 18 + b"\r\n\r\n")
