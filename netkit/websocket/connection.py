@@ -678,6 +678,11 @@ class Connection:
             out.append(header)
             out.append(payload if type(payload) is bytes else bytes(payload))
 
+    @property
+    def writable(self) -> bool:
+        """Whether messages may be sent: open, and no close frame sent yet."""
+        return self._writable
+
     # -- Closing status --------------------------------------------------
 
     @property

@@ -1,0 +1,49 @@
+"""A WebSocket echo server on netkit's callback API: the fastest path.
+
+    python examples/ws_callback_echo.py --port 8765
+
+The handler's methods are called by the connection as events happen;
+``ws.send()`` never blocks.  When the peer reads slower than we send,
+``on_pause_writing`` says so: this server then stops reading from that peer
+until its send buffer drains, so a slow client cannot make it buffer without bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from _common import listening_on, netkit, stop_on_signals
+from netkit import websocket
+
+
+class Echo(websocket.WebSocketHandler):
+    """Sends every message back; reading pauses while the peer is not keeping up."""
+
+    def on_message(self, ws: websocket.WebSocketProtocol, message: str | bytes) -> None:
+        ws.send(message)
+
+    def on_pause_writing(self, ws: websocket.WebSocketProtocol) -> None:
+        ws.transport.pause_reading()
+
+    def on_resume_writing(self, ws: websocket.WebSocketProtocol) -> None:
+        ws.transport.resume_reading()
+
+
+async def main(host: str, port: int, max_message_size: int) -> None:
+    server = await websocket.serve(Echo, host, port, max_message_size=max_message_size)
+    print(f"websocket callback echo server listening on ws://{listening_on(server)}/", flush=True)
+    stop = netkit.Event()
+    stop_on_signals(stop)
+    await stop.wait()
+    server.close()
+    await server.wait_closed()
+    print("server stopped", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--max-message-size", type=int, default=16 * 1024 * 1024)
+    args = parser.parse_args()
+    netkit.run(main(args.host, args.port, args.max_message_size))

@@ -1,0 +1,301 @@
+"""The async API: :class:`WebSocket`, what ``serve`` handlers receive and
+``connect`` returns.
+
+It is a :class:`~netkit.websocket.protocol.WebSocketHandler` of its own
+protocol: messages that arrive wait in a bounded queue until ``recv()``;
+``send()`` queues a message and then waits while the send buffer is above
+``write_limit``.  Both are cancellation-safe: a message is either returned
+by ``recv()`` or stays queued, and a cancelled ``send()`` has queued its
+whole message (or, for a message sent in pieces, closes the connection
+rather than leave half a message on the wire).
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, AsyncIterable, AsyncIterator, Iterable
+
+from ..errors import ConnectionClosedOK
+from ..futures import Future
+from ..tasks import shield
+from .connection import State
+from .protocol import WebSocketHandler, WebSocketProtocol
+
+__all__ = ["WebSocket"]
+
+Message = str | bytes
+
+
+class WebSocket(WebSocketHandler):
+    """One WebSocket connection, driven with ``await``.
+
+    ``await ws.send(msg)``, ``await ws.recv()``, ``async for msg in ws``,
+    ``await ws.ping()``, ``await ws.close()``, ``await ws.wait_closed()``.
+    """
+
+    def __init__(self, protocol: WebSocketProtocol) -> None:
+        self.protocol = protocol
+        protocol.handler = self
+        self._messages: collections.deque[Message] = collections.deque()
+        self._max_queue = max(1, protocol.options.max_queue)
+        self._resume_at = max(0, self._max_queue // 4)
+        self._reading_paused = False
+        self._getter: Future[None] | None = None
+        self._drain_waiters: list[Future[None]] = []
+        self._closed: Future[None] | None = None
+
+    # ----------------------------------------------------------- properties
+
+    @property
+    def state(self) -> State:
+        """``CONNECTING``, ``OPEN``, ``CLOSING`` or ``CLOSED``."""
+        return self.protocol.state
+
+    @property
+    def request(self) -> Any:
+        """The opening handshake's HTTP request (``.target`` is the path and query)."""
+        return self.protocol.request
+
+    @property
+    def response(self) -> Any:
+        """The opening handshake's HTTP response."""
+        return self.protocol.response
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol agreed on in the handshake, if any."""
+        return self.protocol.subprotocol
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address."""
+        return self.protocol.remote_address
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received once closed (1006 without a close frame)."""
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received once closed."""
+        return self.protocol.close_reason
+
+    @property
+    def latency(self) -> float | None:
+        """The round trip of the last ping answered, in seconds."""
+        return self.protocol.latency
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes queued for sending."""
+        return self.protocol.write_buffer_size
+
+    def __repr__(self) -> str:
+        return f"<WebSocket {self.protocol.role.value} {self.state.name} peer={self.remote_address}>"
+
+    # -------------------------------------------------------------- receiving
+
+    def on_message(self, ws: WebSocketProtocol, message: str | bytes) -> None:
+        self._messages.append(message)
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+        if len(self._messages) >= self._max_queue and not self._reading_paused:
+            # The application is not keeping up: stop reading, so TCP pushes back on the peer.
+            self._reading_paused = True
+            ws.transport.pause_reading()
+
+    async def recv(self) -> Message:
+        """The next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises ``ConnectionClosedOK`` after a normal close,
+        ``ConnectionClosedError`` otherwise, once every queued message was read.
+        """
+        while not self._messages:
+            if self._no_more_messages():
+                raise self.protocol.closed_error()
+            if self._getter is not None:
+                raise RuntimeError("recv() called while another coroutine is already waiting for a message")
+            getter: Future[None] = self.protocol.loop.create_future()  # type: ignore[union-attr]
+            self._getter = getter
+            try:
+                await getter
+            finally:
+                if self._getter is getter:
+                    self._getter = None
+        message = self._messages.popleft()
+        if self._reading_paused and len(self._messages) <= self._resume_at:
+            self._reading_paused = False
+            transport = self.protocol.transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+        return message
+
+    def _no_more_messages(self) -> bool:
+        conn = self.protocol.connection
+        return self.protocol._lost or (conn is not None and conn.close_received is not None) or (
+            conn is not None and conn.failure is not None
+        )
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Message]:
+        """Messages until the connection closes; ends quietly after a normal close."""
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosedOK:
+                return
+
+    # ---------------------------------------------------------------- sending
+
+    async def send(self, message: Message | Iterable[Message] | AsyncIterable[Message]) -> None:
+        """Send a message (``str``: text, bytes-like: binary) and wait while the
+        send buffer is above ``write_limit``.
+
+        An iterable or async iterable of ``str`` (or of bytes) is sent as one
+        message in fragments, as the pieces come.
+        """
+        if isinstance(message, (str, bytes, bytearray, memoryview)):
+            self.protocol.send(message)
+        elif hasattr(message, "__aiter__"):
+            await self._send_fragments_async(message)  # type: ignore[arg-type]
+        elif hasattr(message, "__iter__"):
+            self._send_fragments(message)  # type: ignore[arg-type]
+        else:
+            raise TypeError(f"cannot send {type(message).__name__}: expected str, bytes or an iterable of them")
+        await self.drain()
+
+    def send_nowait(self, message: Message) -> None:
+        """Queue a message without waiting (for fan-out code that checks
+        ``write_buffer_size`` itself)."""
+        self.protocol.send(message)
+
+    def _send_fragments(self, pieces: Iterable[Message]) -> None:
+        iterator = iter(pieces)
+        try:
+            current = next(iterator)
+        except StopIteration:
+            return  # nothing to send: no message
+        kind = str if isinstance(current, str) else bytes
+        first = True
+        for following in iterator:
+            self._check_kind(current, kind)
+            self.protocol.send_fragment(current, first=first, last=False)
+            first = False
+            current = following
+        self._check_kind(current, kind)
+        self.protocol.send_fragment(current, first=first, last=True)
+
+    async def _send_fragments_async(self, pieces: AsyncIterable[Message]) -> None:
+        iterator = pieces.__aiter__()
+        try:
+            current = await iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        kind = str if isinstance(current, str) else bytes
+        first = True
+        try:
+            while True:
+                try:
+                    following = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                self._check_kind(current, kind)
+                self.protocol.send_fragment(current, first=first, last=False)
+                first = False
+                current = following
+                await self.drain()
+        except BaseException:
+            if not first:
+                # Half a message is on the wire and nothing may follow it but
+                # its continuation: close rather than corrupt the stream.
+                self.protocol.close(1011, "message interrupted")
+            raise
+        self._check_kind(current, kind)
+        self.protocol.send_fragment(current, first=first, last=True)
+
+    @staticmethod
+    def _check_kind(piece: Any, kind: type) -> None:
+        if kind is str and not isinstance(piece, str) or kind is bytes and isinstance(piece, str):
+            raise TypeError("all the pieces of a fragmented message must be str, or all bytes-like")
+
+    async def drain(self) -> None:
+        """Wait until the send buffer is below ``write_limit``."""
+        protocol = self.protocol
+        if protocol._lost:
+            raise protocol.closed_error()
+        if not protocol.is_writing_paused():
+            return
+        waiter: Future[None] = protocol.loop.create_future()  # type: ignore[union-attr]
+        self._drain_waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._drain_waiters:
+                self._drain_waiters.remove(waiter)
+
+    def on_resume_writing(self, ws: WebSocketProtocol) -> None:
+        self._wake_drain_waiters(None)
+
+    def _wake_drain_waiters(self, error: BaseException | None) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+
+    # ------------------------------------------------------------------ pings
+
+    async def ping(self, data: bytes | None = None) -> float:
+        """Send a ping and wait for its pong; returns the round trip in seconds."""
+        protocol = self.protocol
+        payload = protocol.ping(data)
+        waiter: Future[float] = protocol.loop.create_future()  # type: ignore[union-attr]
+        protocol._ping_waiters[payload] = waiter
+        return await waiter
+
+    async def pong(self, data: bytes = b"") -> None:
+        """Send an unsolicited pong."""
+        self.protocol.pong(data)
+
+    # ---------------------------------------------------------------- closing
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Run the closing handshake and wait until the connection is closed
+        (at most ``close_timeout``; then it is aborted)."""
+        self.protocol.close(code, reason)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        if self.protocol._lost:
+            return
+        if self._closed is None:
+            self._closed = self.protocol.loop.create_future()  # type: ignore[union-attr]
+        # Shielded: one waiter being cancelled must not cancel the shared future.
+        await shield(self._closed)
+
+    def on_closing(self, ws: WebSocketProtocol, code: int, reason: str) -> None:
+        # No message will follow: a recv() waiting on an empty queue must raise now.
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+
+    def on_close(self, ws: WebSocketProtocol, code: int, reason: str) -> None:
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+        self._wake_drain_waiters(ws.closed_error())
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)

@@ -1,0 +1,599 @@
+"""The WebSocket shell on netkit's loop: a ``Protocol`` that moves bytes
+between a transport and the sans-I/O :class:`~netkit.websocket.connection.Connection`.
+
+:class:`WebSocketProtocol` is the connection object of the callback API (its
+``send`` never blocks) and the engine under the async API
+(:class:`~netkit.websocket.async_api.WebSocket`).  It owns the things the
+sans-I/O core leaves to the shell: timers (keepalive pings, the opening and
+closing deadlines), closing TCP, and the order of outgoing frames.
+
+Outgoing frames, and why control frames overtake data
+-----------------------------------------------------
+Data frames go straight to the transport while its buffer is below the
+high-water mark (``write_limit``).  Above it, they wait in the protocol's
+*outbox*, and large payloads enter the transport in slices of
+``_SLICE`` bytes.  Pings, pongs and the close frame of a failure skip the
+outbox, so a keepalive ping never waits behind megabytes of queued data and
+times out for nothing; the socket's ``TCP_NOTSENT_LOWAT`` keeps the kernel's
+own unsent backlog small for the same reason.  A close frame started by the
+application goes after the data queued before it: what was sent before
+``close()`` is delivered.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from .._runtime import get_running_loop
+from ..errors import ConnectionClosedError, ConnectionClosedOK, InvalidStateError, LimitExceeded
+from ..protocols import Protocol
+from .connection import CLOSED, CLOSING, OPEN, Connection, Role, State
+from .events import BinaryMessage, CloseReceived, ConnectionFailed, Ping, Pong, TextMessage
+from .frames import DEFAULT_MAX_MESSAGE_SIZE
+
+if TYPE_CHECKING:
+    from ..http import Request, Response
+    from ..loop import EventLoop
+
+__all__ = ["Options", "WebSocketHandler", "WebSocketProtocol"]
+
+logger = logging.getLogger("netkit.websocket")
+
+# Slices of a large payload enter the transport this many bytes at a time, so
+# at most about one slice sits between a newly queued ping and the wire.
+_SLICE = 64 * 1024
+
+# TCP_NOTSENT_LOWAT: keep at most this much unsent data in the kernel.  16 KiB
+# is trio's choice ("bandwidth × rescheduling interval" for a typical link);
+# more data waits in user space where control frames can overtake it.
+_NOTSENT_LOWAT = 16 * 1024
+_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if hasattr(socket, "SO_REUSEPORT") else None)
+
+
+# Close codes of a normal ending: normal closure, going away, and a close frame without a code.
+_OK_CODES = frozenset({1000, 1001, 1005})
+
+
+@dataclass
+class Options:
+    """Connection options shared by servers and clients; defaults as most users want them.
+
+    Timeouts are in seconds; ``None`` turns a timeout or a limit off.
+    """
+
+    #: Largest message accepted, all fragments together (close 1009 above it).
+    #: 1 MiB, as the websockets library: far above chat or RPC messages.
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    #: Messages received but not yet read with ``recv()`` before reading pauses
+    #: (TCP then pushes back on the peer).  16, as websockets.
+    max_queue: int = 16
+    #: High-water mark of the send buffer (transport + outbox): ``send()`` waits
+    #: and callback handlers get ``on_pause_writing`` above it.  64 KiB, as
+    #: netkit's transports; the low-water mark is a quarter of it.
+    write_limit: int = 64 * 1024
+    #: The opening handshake must be complete within this time (slowloris-proof).
+    open_timeout: float | None = 10.0
+    #: The whole closing sequence (send close, wait for the peer's, close TCP)
+    #: takes at most this long; then the connection is aborted.
+    close_timeout: float | None = 10.0
+    #: Send a keepalive ping this often; ``None``: never.  20 s, as websockets:
+    #: shorter than the idle timeouts of common proxies and NATs (30-60 s).
+    ping_interval: float | None = 20.0
+    #: Close with 1011 when a keepalive ping gets no pong within this time.
+    ping_timeout: float | None = 20.0
+    #: Answer pings automatically (RFC 6455 §5.5.2 says an endpoint MUST).
+    auto_pong: bool = True
+
+
+class WebSocketHandler:
+    """The callback API: subclass it and override what you need.
+
+    Every method receives the connection (``ws``, a :class:`WebSocketProtocol`)
+    first.  ``ws.send()`` never blocks; when the send buffer passes
+    ``write_limit``, ``on_pause_writing`` is called, and ``on_resume_writing``
+    once it has drained — a handler that keeps sending regardless grows memory.
+    An exception raised here is logged and closes that connection with 1011.
+    """
+
+    def on_open(self, ws: WebSocketProtocol) -> None:
+        """The opening handshake is complete."""
+
+    def on_message(self, ws: WebSocketProtocol, message: str | bytes) -> None:
+        """A whole message arrived: ``str`` for text, ``bytes`` for binary."""
+
+    def on_ping(self, ws: WebSocketProtocol, data: bytes) -> None:
+        """A ping arrived (already answered unless ``auto_pong`` is off)."""
+
+    def on_pong(self, ws: WebSocketProtocol, data: bytes) -> None:
+        """A pong arrived."""
+
+    def on_pause_writing(self, ws: WebSocketProtocol) -> None:
+        """The send buffer is above ``write_limit``: stop sending for now."""
+
+    def on_resume_writing(self, ws: WebSocketProtocol) -> None:
+        """The send buffer has drained: sending may go on."""
+
+    def on_closing(self, ws: WebSocketProtocol, code: int, reason: str) -> None:
+        """The peer sent a close frame (or broke the protocol, ``code`` then being
+        the one sent to it): no message will follow, and the closing handshake
+        is under way."""
+
+    def on_close(self, ws: WebSocketProtocol, code: int, reason: str) -> None:
+        """The connection is closed; ``code``/``reason`` are the peer's (1006: no close frame)."""
+
+
+class WebSocketProtocol(Protocol):
+    """One WebSocket connection, opened or being opened, on netkit's loop."""
+
+    def __init__(self, role: Role, options: Options, handler: WebSocketHandler | None = None) -> None:
+        self.role = role
+        self.options = options
+        self.handler: WebSocketHandler = handler if handler is not None else WebSocketHandler()
+        self.transport: Any = None
+        self.loop: EventLoop | None = None
+        #: The opening request and response (for a server, the request it accepted).
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.subprotocol: str | None = None
+        self.remote_address: Any = None
+        self.latency: float | None = None  # seconds, from the last ping answered
+        self._conn: Connection | None = None
+        self._outbox: collections.deque[bytes | memoryview] = collections.deque()
+        self._outbox_size = 0
+        self._transport_paused = False
+        self._user_paused = False
+        self._close_notified = False
+        self._closing_transport = False
+        self._lost = False
+        self._close_handle: Any = None  # the closing deadline
+        self._ping_handle: Any = None  # the next keepalive ping, or its pong deadline
+        self._keepalive_payload: bytes | None = None
+        self._ping_sent: dict[bytes, float] = {}
+        self._ping_waiters: dict[bytes, Any] = {}
+        self._closed_callbacks: list[Callable[[WebSocketProtocol], None]] = []
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> State:
+        """``CONNECTING``, ``OPEN``, ``CLOSING`` or ``CLOSED``."""
+        conn = self._conn
+        if conn is None:
+            return CLOSED if self._lost else State.CONNECTING
+        if self._lost:
+            return CLOSED
+        return conn.state
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code received (1005: none in the frame, 1006: no close frame);
+        ``None`` while the connection is open."""
+        if self._conn is None or self.state is OPEN:
+            return None
+        return self._conn.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason received; ``None`` while the connection is open."""
+        if self._conn is None or self.state is OPEN:
+            return None
+        return self._conn.close_reason
+
+    @property
+    def connection(self) -> Connection | None:
+        """The sans-I/O connection underneath (``None`` before the handshake)."""
+        return self._conn
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes queued for sending (outbox + transport buffer)."""
+        transport = self.transport
+        size = self._outbox_size
+        if transport is not None:
+            size += transport.get_write_buffer_size()
+        return size
+
+    def is_writing_paused(self) -> bool:
+        """Whether the send buffer is above ``write_limit``."""
+        return self._user_paused
+
+    def closed_error(self) -> ConnectionClosedOK | ConnectionClosedError:
+        """The exception that says how the connection ended (raised by ``recv``/``send``).
+
+        ``ConnectionClosedOK`` when the closing handshake completed with normal
+        codes (1000, 1001, or none) both ways, ``ConnectionClosedError`` otherwise.
+        """
+        conn = self._conn
+        if conn is None:
+            return ConnectionClosedError(1006, "", message="connection closed during the opening handshake")
+        code, reason = conn.close_code, conn.close_reason
+        if conn.failure is not None:
+            return ConnectionClosedError(code, reason, message=f"connection failed: {conn.failure}")
+        if conn.close_was_clean and code in _OK_CODES and conn.close_sent.code in _OK_CODES:  # type: ignore[union-attr]
+            return ConnectionClosedOK(code, reason)
+        return ConnectionClosedError(code, reason)
+
+    def add_closed_callback(self, callback: Callable[[WebSocketProtocol], None]) -> None:
+        """Call ``callback(ws)`` once the connection is closed (at once if it is)."""
+        if self._lost:
+            callback(self)
+        else:
+            self._closed_callbacks.append(callback)
+
+    def __repr__(self) -> str:
+        return f"<WebSocketProtocol {self.role.value} {self.state.name} peer={self.remote_address}>"
+
+    # --------------------------------------------------------- transport side
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.loop = get_running_loop()
+        self.remote_address = transport.get_extra_info("peername")
+        transport.set_write_buffer_limits(self.options.write_limit)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and _TCP_NOTSENT_LOWAT is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, _NOTSENT_LOWAT)
+            except OSError:
+                pass  # an older kernel: control frames still overtake queued data in user space
+
+    def _open(self, conn: Connection, leftover: bytes) -> None:
+        """The handshake succeeded: switch to frames and tell the handler."""
+        self._conn = conn
+        self.subprotocol = conn.subprotocol
+        self._set_data_handler(self._frames_received)
+        self._schedule_keepalive()
+        try:
+            self.handler.on_open(self)
+        except Exception as exc:
+            self._handler_failed(exc, "on_open")
+            return
+        if leftover:
+            self._frames_received(leftover)
+
+    def _set_data_handler(self, handler: Callable[[bytes], None]) -> None:
+        """Route incoming bytes to ``handler`` (the HTTP head, then frames, then
+        nothing).  ``set_protocol`` makes a netkit transport, which binds
+        ``data_received`` once for speed, pick up the new method."""
+        self.data_received = handler  # type: ignore[method-assign]
+        set_protocol = getattr(self.transport, "set_protocol", None)
+        if set_protocol is not None:
+            set_protocol(self)
+
+    def _frames_received(self, data: bytes) -> None:
+        conn = self._conn
+        assert conn is not None
+        events = conn.receive_data(data)
+        handler = self.handler
+        try:
+            for event in events:
+                kind = type(event)
+                if kind is TextMessage or kind is BinaryMessage:
+                    handler.on_message(self, event.data)  # type: ignore[attr-defined]
+                elif kind is Ping:
+                    handler.on_ping(self, event.data)  # type: ignore[attr-defined]
+                elif kind is Pong:
+                    self._pong_received(event)  # type: ignore[arg-type]
+                elif kind is CloseReceived:
+                    self._start_closing_deadline()
+                    handler.on_closing(self, event.code, event.reason)  # type: ignore[attr-defined]
+                elif kind is ConnectionFailed:
+                    self._failed(event.error)  # type: ignore[attr-defined]
+                    handler.on_closing(self, event.code, str(event.error))  # type: ignore[attr-defined]
+        except Exception as exc:
+            self._handler_failed(exc, "a handler method")
+            return
+        self._flush()
+        if conn.should_close_transport:
+            self._close_transport()
+
+    def eof_received(self) -> bool:
+        conn = self._conn
+        if conn is not None and conn.state is not CLOSED:
+            conn.receive_eof()
+        # Close our side too: nothing more will arrive, and if we were
+        # waiting for this FIN after the closing handshake, we are done.
+        self._close_transport(drain=False)
+        return True
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._lost = True
+        conn = self._conn
+        if conn is not None and conn.state is not CLOSED:
+            conn.receive_eof()
+        self._cancel_timers()
+        self._outbox.clear()
+        self._outbox_size = 0
+        error = self.closed_error()
+        for waiter in self._ping_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+        self._ping_waiters.clear()
+        if self._user_paused:
+            self._user_paused = False
+        self._notify_closed()
+
+    def _notify_closed(self) -> None:
+        if self._close_notified:
+            return
+        self._close_notified = True
+        conn = self._conn
+        if conn is not None:
+            try:
+                self.handler.on_close(self, conn.close_code, conn.close_reason)
+            except Exception as exc:
+                self._report(exc, "the handler's on_close() raised")
+        callbacks, self._closed_callbacks = self._closed_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception as exc:
+                self._report(exc, "a closed callback raised")
+
+    # ---------------------------------------------------------------- sending
+
+    def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send one message without blocking: ``str`` as text, bytes-like as binary.
+
+        Raises ``ConnectionClosed`` once a close frame has been sent or the
+        connection is gone.  Watch ``is_writing_paused()`` (or
+        ``on_pause_writing``) so as not to queue without bound.
+        """
+        conn = self._conn
+        if conn is None or self._lost or not conn.writable:
+            raise self._not_sendable()
+        if type(message) is str:
+            conn.send_text(message)
+        else:
+            conn.send_binary(message)  # type: ignore[arg-type]
+        self._flush()
+
+    def send_fragment(self, data: str | bytes | bytearray | memoryview, *, first: bool, last: bool) -> None:
+        """Send one fragment of a message sent in pieces (``first`` starts it,
+        ``last`` ends it); text and binary as in ``send``."""
+        conn = self._conn
+        if conn is None or self._lost or not conn.writable:
+            raise self._not_sendable()
+        if first:
+            if isinstance(data, str):
+                conn.send_text(data, fin=last)
+            else:
+                conn.send_binary(data, fin=last)
+        else:
+            conn.send_continuation(data, fin=last)
+        self._flush()
+
+    def ping(self, data: bytes | None = None) -> bytes:
+        """Send a ping; returns its payload (4 random bytes unless given)."""
+        conn = self._conn
+        if conn is None or self._lost or not conn.writable:
+            raise self._not_sendable()
+        payload = conn.send_ping(data)
+        self._ping_sent[payload] = self.loop.time()  # type: ignore[union-attr]
+        self._flush()
+        return payload
+
+    def pong(self, data: bytes = b"") -> None:
+        """Send an unsolicited pong (a one-way heartbeat, RFC 6455 §5.5.3)."""
+        conn = self._conn
+        if conn is None or self._lost or not conn.writable:
+            raise self._not_sendable()
+        conn.send_pong(data)
+        self._flush()
+
+    def _not_sendable(self) -> Exception:
+        if self._conn is None and not self._lost:
+            return InvalidStateError("the opening handshake is not complete")
+        return self.closed_error()
+
+    def _flush(self) -> None:
+        """Write what the connection produced: control frames at once, data
+        frames through the outbox when the transport is full."""
+        conn = self._conn
+        if self._outbox or self._transport_paused:
+            control = conn.control_to_send()  # type: ignore[union-attr]
+            if control:
+                self.transport.writelines(control)
+            data = conn.data_to_send()  # type: ignore[union-attr]
+            for buffer in data:
+                self._outbox.append(buffer)
+                self._outbox_size += len(buffer)
+            if data:
+                self._pump()
+            return
+        data = conn.data_to_send()  # type: ignore[union-attr]
+        if not data:
+            return
+        if len(data) == 1 and len(data[0]) <= _SLICE:
+            self.transport.write(data[0])  # the common case: one small frame
+            return
+        for buffer in data:
+            if len(buffer) > _SLICE or self._outbox or self._transport_paused:
+                self._outbox.append(buffer)
+                self._outbox_size += len(buffer)
+            else:
+                self.transport.write(buffer)
+        if self._outbox:
+            self._pump()
+
+    def _pump(self) -> None:
+        """Move queued data into the transport until it is full, in slices."""
+        outbox = self._outbox
+        write = self.transport.write
+        while outbox and not self._transport_paused:
+            buffer = outbox[0]
+            if len(buffer) > _SLICE:
+                view = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
+                outbox[0] = view[_SLICE:]
+                self._outbox_size -= _SLICE
+                write(view[:_SLICE].tobytes())
+            else:
+                outbox.popleft()
+                self._outbox_size -= len(buffer)
+                write(buffer)
+        if not outbox and not self._transport_paused and self._user_paused:
+            self._user_paused = False
+            self._call_handler("on_resume_writing")
+        if self._closing_transport and not outbox:
+            self._close_transport()
+
+    def pause_writing(self) -> None:
+        self._transport_paused = True
+        if not self._user_paused:
+            self._user_paused = True
+            self._call_handler("on_pause_writing")
+
+    def resume_writing(self) -> None:
+        self._transport_paused = False
+        self._pump()
+
+    def _call_handler(self, method: str) -> None:
+        try:
+            getattr(self.handler, method)(self)
+        except Exception as exc:
+            self._handler_failed(exc, method)
+
+    # ---------------------------------------------------------------- closing
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake; the transport is closed when it completes
+        or when ``close_timeout`` runs out, whichever comes first."""
+        conn = self._conn
+        if conn is None:
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        if self._lost or conn.state is not OPEN:
+            return
+        conn.close(code, reason)
+        self._flush()
+        self._start_closing_deadline()
+        if conn.should_close_transport:
+            self._close_transport()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a closing handshake."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _start_closing_deadline(self) -> None:
+        # One deadline for the whole closing sequence: sending our close frame
+        # (behind queued data), the peer's answer, and the TCP close.
+        if self._close_handle is None and self.options.close_timeout is not None and not self._lost:
+            self._close_handle = self.loop.call_later(self.options.close_timeout, self._closing_deadline_passed)  # type: ignore[union-attr]
+
+    def _closing_deadline_passed(self) -> None:
+        self._close_handle = None
+        if not self._lost:
+            logger.debug("closing handshake with %s timed out; aborting", self.remote_address)
+            self.transport.abort()
+
+    def _close_transport(self, drain: bool = True) -> None:
+        """Close TCP once queued frames are out: half-close and keep reading
+        (and discarding) until the peer's FIN, so our close frame is not lost
+        to a reset; the closing deadline bounds the wait."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        self._closing_transport = True
+        if self._outbox:
+            self._start_closing_deadline()
+            return  # _pump() comes back here once the outbox is empty
+        self._cancel_keepalive()
+        if not drain or (self._conn is not None and self._conn.state is CLOSED):
+            transport.close()
+            return
+        self._set_data_handler(_discard)
+        self._start_closing_deadline()
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
+
+    def _failed(self, error: Exception) -> None:
+        if isinstance(error, LimitExceeded):
+            # Name the limit, the side and the values, so the log says what to tune.
+            logger.warning("closing connection from %s: %s", self.remote_address, error)
+        else:
+            logger.info("closing connection from %s: protocol error: %s", self.remote_address, error)
+
+    def _handler_failed(self, exc: Exception, where: str) -> None:
+        self._report(exc, f"WebSocket handler failed in {where}; closing the connection with 1011")
+        conn = self._conn
+        if conn is not None and conn.state is OPEN and not self._lost:
+            conn.close(1011, "internal error")
+            self._flush()
+            self._start_closing_deadline()
+        elif self.transport is not None:
+            self.transport.abort()
+
+    def _report(self, exc: BaseException, message: str) -> None:
+        if self.loop is not None:
+            self.loop.call_exception_handler({"message": message, "exception": exc, "protocol": self})
+
+    # -------------------------------------------------------------- keepalive
+
+    def _schedule_keepalive(self) -> None:
+        interval = self.options.ping_interval
+        if interval is not None and not self._lost:
+            self._ping_handle = self.loop.call_later(interval, self._send_keepalive)  # type: ignore[union-attr]
+
+    def _send_keepalive(self) -> None:
+        self._ping_handle = None
+        conn = self._conn
+        if conn is None or self._lost or conn.state is not OPEN:
+            return
+        self._keepalive_payload = self.ping()
+        timeout = self.options.ping_timeout
+        if timeout is not None:
+            self._ping_handle = self.loop.call_later(timeout, self._keepalive_timed_out)  # type: ignore[union-attr]
+        else:
+            self._schedule_keepalive()
+
+    def _keepalive_timed_out(self) -> None:
+        self._ping_handle = None
+        conn = self._conn
+        if conn is None or self._lost:
+            return
+        logger.info("keepalive ping to %s timed out after %s s; closing with 1011", self.remote_address, self.options.ping_timeout)
+        if conn.state is OPEN:
+            conn.close(1011, "keepalive ping timeout")
+            self._flush()
+        # The peer is not answering: do not wait for its close frame either.
+        self.transport.abort()
+
+    def _pong_received(self, event: Pong) -> None:
+        now = self.loop.time()  # type: ignore[union-attr]
+        for payload in event.answered:
+            sent = self._ping_sent.pop(payload, None)
+            if sent is not None:
+                self.latency = now - sent
+            waiter = self._ping_waiters.pop(payload, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(self.latency)
+            if payload == self._keepalive_payload:
+                self._keepalive_payload = None
+                if self._ping_handle is not None:
+                    self._ping_handle.cancel()
+                    self._ping_handle = None
+                self._schedule_keepalive()
+        self.handler.on_pong(self, event.data)
+
+    def _cancel_keepalive(self) -> None:
+        if self._ping_handle is not None:
+            self._ping_handle.cancel()
+            self._ping_handle = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel_keepalive()
+        if self._close_handle is not None:
+            self._close_handle.cancel()
+            self._close_handle = None
+
+
+def _discard(data: bytes) -> None:
+    """Bytes after our close frame and half-close: read only to see the FIN."""

@@ -1,0 +1,389 @@
+"""WebSocket servers on netkit's loop: ``serve``, ``unix_serve`` and ``broadcast``.
+
+Each TCP connection starts as HTTP: the request head is parsed (bounded by
+the HTTP limits), offered to ``process_request`` (which may answer it as a
+plain HTTP request: a page, a health check, a 404), then checked as an
+opening handshake.  An accepted connection switches to WebSocket frames and
+runs the handler; a refused one gets a complete HTTP error response.  The
+whole opening must finish within ``open_timeout``, or the TCP connection is
+dropped: a client that connects and sends nothing (or trickles a header a
+byte a minute) cannot hold the server's resources.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import socket
+from typing import Any, Awaitable, Callable, Iterable, Sequence
+
+from .._runtime import get_running_loop
+from ..errors import HTTPError
+from ..http import Request, RequestParser, Response, serialize_response
+from ..tasks import gather
+from ..transports.server import Server
+from .async_api import WebSocket
+from .connection import OPEN, Connection, Role
+from .handshake import ServerHandshake
+from .protocol import Options, WebSocketHandler, WebSocketProtocol
+
+__all__ = ["serve", "unix_serve", "broadcast", "WebSocketServer", "ServerProtocol"]
+
+logger = logging.getLogger("netkit.websocket")
+
+Handler = Callable[[WebSocket], Awaitable[None]]
+
+
+class _ServerState:
+    """What every connection of one server shares: policy, options, the handler,
+    and the set of open connections (for ``max_connections`` and shutdown)."""
+
+    def __init__(
+        self,
+        handler: Handler | type[WebSocketHandler] | WebSocketHandler,
+        handshake: ServerHandshake,
+        options: Options,
+        max_connections: int | None,
+        http_limits: dict[str, int],
+    ) -> None:
+        self.handler = handler
+        self.handshake = handshake
+        self.options = options
+        self.max_connections = max_connections
+        self.http_limits = http_limits
+        self.protocols: set[ServerProtocol] = set()
+        self.open_count = 0
+        self.closing = False
+
+
+class ServerProtocol(WebSocketProtocol):
+    """A server-side connection: HTTP first, WebSocket after the handshake."""
+
+    def __init__(self, state: _ServerState) -> None:
+        super().__init__(Role.SERVER, state.options)
+        self._state = state
+        self._parser: RequestParser | None = RequestParser(**state.http_limits)
+        self._open_handle: Any = None
+        self._task: Any = None
+        self._counted = False
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._state.protocols.add(self)
+        self._set_data_handler(self._head_received)
+        timeout = self.options.open_timeout
+        if timeout is not None:
+            self._open_handle = self.loop.call_later(timeout, self._open_timed_out)  # type: ignore[union-attr]
+
+    def _open_timed_out(self) -> None:
+        self._open_handle = None
+        logger.info("opening handshake from %s timed out after %s s; dropping it", self.remote_address, self.options.open_timeout)
+        self.transport.abort()
+
+    def _head_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            return  # answered already; ignore what follows
+        try:
+            parsed = parser.feed(data)
+        except HTTPError as error:
+            self._parser = None
+            self._answer(self._state.handshake.reject(error).response)
+            return
+        if parsed is None:
+            return
+        request, leftover = parsed
+        self._parser = None
+        self.request = request
+        state = self._state
+        try:
+            outcome = state.handshake.respond(request)
+        except Exception as exc:
+            self._report(exc, "process_request raised; answering 500")
+            self._answer(Response(500, headers=[("Content-Type", "text/plain; charset=utf-8")], body=b"internal server error\n"))
+            return
+        if not outcome.accepted:
+            self._answer(outcome.response)
+            return
+        if state.closing:
+            self._answer(_plain(503, "the server is shutting down"))
+            return
+        if state.max_connections is not None and state.open_count >= state.max_connections:
+            self._answer(_plain(503, f"too many connections (max_connections={state.max_connections})", retry=True))
+            return
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+            self._open_handle = None
+        self.response = outcome.response
+        self.transport.write(outcome.to_bytes())
+        state.open_count += 1
+        self._counted = True
+        conn = Connection(
+            Role.SERVER,
+            subprotocol=outcome.subprotocol,
+            max_message_size=self.options.max_message_size,
+            auto_pong=self.options.auto_pong,
+        )
+        self._start_handler()
+        self._open(conn, leftover)
+
+    def _answer(self, response: Response) -> None:
+        """Answer plain HTTP (a page, an error) and close the connection."""
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+            self._open_handle = None
+        self.response = response
+        self.transport.write(serialize_response(response))
+        self.transport.close()
+
+    def _start_handler(self) -> None:
+        handler = self._state.handler
+        if isinstance(handler, WebSocketHandler):
+            self.handler = handler
+        elif isinstance(handler, type) and issubclass(handler, WebSocketHandler):
+            self.handler = handler()
+        else:
+            ws = WebSocket(self)
+            self._task = self.loop.create_task(self._run_handler(handler, ws))  # type: ignore[union-attr, arg-type]
+
+    async def _run_handler(self, handler: Handler, ws: WebSocket) -> None:
+        try:
+            await handler(ws)
+        except Exception as exc:
+            if not self._lost and self._conn is not None and self._conn.state is OPEN:
+                self._report(exc, "WebSocket handler raised; closing the connection with 1011")
+                self.close(1011, "internal error")
+            elif not _is_closed_error(exc):
+                self._report(exc, "WebSocket handler raised after the connection closed")
+        else:
+            # RFC 6455 §7.4.1: 1000, normal closure, when the handler is done.
+            self.close(1000, "")
+        await ws.wait_closed()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._open_handle is not None:
+            self._open_handle.cancel()
+            self._open_handle = None
+        state = self._state
+        state.protocols.discard(self)
+        if self._counted:
+            self._counted = False
+            state.open_count -= 1
+        super().connection_lost(exc)
+
+
+def _is_closed_error(exc: BaseException) -> bool:
+    from ..errors import ConnectionClosed
+
+    return isinstance(exc, ConnectionClosed)
+
+
+def _plain(status: int, text: str, retry: bool = False) -> Response:
+    headers = [("Content-Type", "text/plain; charset=utf-8"), ("Connection", "close")]
+    if retry:
+        headers.append(("Retry-After", "1"))
+    body = (text + "\n").encode()
+    headers.append(("Content-Length", str(len(body))))
+    return Response(status, headers=headers, body=body)
+
+
+class WebSocketServer:
+    """What ``serve`` returns: the listening server plus its WebSocket connections.
+
+    ``close()`` stops listening and starts the closing handshake of every
+    open connection with 1001 (going away); ``await wait_closed()`` waits for
+    all of them to end (each within its ``close_timeout``).
+    """
+
+    def __init__(self, server: Server, state: _ServerState) -> None:
+        self.server = server
+        self._state = state
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets."""
+        return self.server.sockets
+
+    @property
+    def connections(self) -> set[WebSocketProtocol]:
+        """The connections that completed the opening handshake and are not closed."""
+        return {p for p in self._state.protocols if p.state is OPEN}
+
+    def is_serving(self) -> bool:
+        """Whether the server accepts connections."""
+        return self.server.is_serving()
+
+    def close(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Stop accepting; close open connections with ``code`` (drop those still in the handshake)."""
+        self._state.closing = True
+        self.server.close()
+        for protocol in list(self._state.protocols):
+            if protocol.connection is None:
+                protocol.abort()
+            else:
+                protocol.close(code, reason)
+
+    async def wait_closed(self) -> None:
+        """Wait until the listener and every connection are closed."""
+        await self.server.wait_closed()
+        tasks = [p._task for p in list(self._state.protocols) if p._task is not None]
+        if tasks:
+            await gather(*tasks, return_exceptions=True)
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled (or closed); cancelling closes the server."""
+        try:
+            await self.server.serve_forever()
+        finally:
+            self.close()
+            await self.wait_closed()
+
+    async def __aenter__(self) -> WebSocketServer:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+    def __repr__(self) -> str:
+        return f"<WebSocketServer sockets={[s.getsockname() for s in self.sockets]} connections={len(self._state.protocols)}>"
+
+
+def _make_state(
+    handler: Any,
+    *,
+    subprotocols: Sequence[str],
+    origins: Any,
+    process_request: Callable[[Request], Response | None] | None,
+    extra_headers: Any,
+    max_connections: int | None,
+    max_line: int,
+    max_headers: int,
+    max_head_size: int,
+    options: Options,
+) -> _ServerState:
+    if not (
+        isinstance(handler, WebSocketHandler)
+        or (isinstance(handler, type) and issubclass(handler, WebSocketHandler))
+        or inspect.iscoroutinefunction(handler)
+        or callable(handler)
+    ):
+        raise TypeError("handler must be an async function, a WebSocketHandler subclass or instance")
+    handshake = ServerHandshake(
+        subprotocols=subprotocols, origins=origins, extra_headers=extra_headers, process_request=process_request
+    )
+    limits = {"max_line": max_line, "max_headers": max_headers, "max_head_size": max_head_size}
+    return _ServerState(handler, handshake, options, max_connections, limits)
+
+
+_DEFAULTS = Options()
+
+
+async def serve(
+    handler: Handler | type[WebSocketHandler] | WebSocketHandler,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    sock: socket.socket | None = None,
+    subprotocols: Sequence[str] = (),
+    origins: Any = None,
+    process_request: Callable[[Request], Response | None] | None = None,
+    extra_headers: Any = (),
+    max_connections: int | None = None,
+    max_message_size: int | None = _DEFAULTS.max_message_size,
+    max_queue: int = _DEFAULTS.max_queue,
+    write_limit: int = _DEFAULTS.write_limit,
+    open_timeout: float | None = _DEFAULTS.open_timeout,
+    close_timeout: float | None = _DEFAULTS.close_timeout,
+    ping_interval: float | None = _DEFAULTS.ping_interval,
+    ping_timeout: float | None = _DEFAULTS.ping_timeout,
+    auto_pong: bool = True,
+    max_line: int = 8192,
+    max_headers: int = 128,
+    max_head_size: int = 8192,
+    **server_options: Any,
+) -> WebSocketServer:
+    """Serve WebSockets on ``host``:``port`` (or on ``sock``).
+
+    ``handler`` is either an async function ``handler(ws)`` run for every
+    connection with a :class:`WebSocket` (when it returns, the connection is
+    closed with 1000; 1011 if it raised), or a :class:`WebSocketHandler`
+    subclass (one instance per connection) or instance (shared), for the
+    callback API.  Other keyword arguments go to ``loop.create_server``.
+    """
+    loop = get_running_loop()
+    options = Options(
+        max_message_size=max_message_size,
+        max_queue=max_queue,
+        write_limit=write_limit,
+        open_timeout=open_timeout,
+        close_timeout=close_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        auto_pong=auto_pong,
+    )
+    state = _make_state(
+        handler,
+        subprotocols=subprotocols,
+        origins=origins,
+        process_request=process_request,
+        extra_headers=extra_headers,
+        max_connections=max_connections,
+        max_line=max_line,
+        max_headers=max_headers,
+        max_head_size=max_head_size,
+        options=options,
+    )
+    if sock is not None:
+        server = await loop.create_server(lambda: ServerProtocol(state), sock=sock, **server_options)
+    else:
+        server = await loop.create_server(lambda: ServerProtocol(state), host, port, **server_options)
+    return WebSocketServer(server, state)
+
+
+async def unix_serve(handler: Handler | type[WebSocketHandler] | WebSocketHandler, path: str | os.PathLike[str], **options: Any) -> WebSocketServer:
+    """Like ``serve``, on a Unix socket at ``path``."""
+    loop = get_running_loop()
+    server_keys = {"backlog", "start_serving", "cleanup_socket"}
+    server_options = {k: options.pop(k) for k in list(options) if k in server_keys}
+    ws_options = {k: options.pop(k) for k in list(options) if k in Options.__dataclass_fields__}
+    state = _make_state(
+        handler,
+        subprotocols=options.pop("subprotocols", ()),
+        origins=options.pop("origins", None),
+        process_request=options.pop("process_request", None),
+        extra_headers=options.pop("extra_headers", ()),
+        max_connections=options.pop("max_connections", None),
+        max_line=options.pop("max_line", 8192),
+        max_headers=options.pop("max_headers", 128),
+        max_head_size=options.pop("max_head_size", 8192),
+        options=Options(**ws_options),
+    )
+    if options:
+        raise TypeError(f"unexpected options: {', '.join(sorted(options))}")
+    server = await loop.create_unix_server(lambda: ServerProtocol(state), os.fspath(path), **server_options)
+    return WebSocketServer(server, state)
+
+
+def broadcast(connections: Iterable[WebSocketProtocol | WebSocket], message: str | bytes, *, limit: int | None = None) -> int:
+    """Send ``message`` to every open connection without waiting.
+
+    A connection whose send buffer is above ``limit`` (default: its own
+    ``write_limit``) is skipped rather than allowed to hold everyone up or
+    grow memory.  Returns how many connections were skipped that way.
+    """
+    skipped = 0
+    for connection in connections:
+        protocol = connection.protocol if isinstance(connection, WebSocket) else connection
+        conn = protocol.connection
+        if conn is None or protocol._lost or not conn.writable:
+            continue
+        threshold = protocol.options.write_limit if limit is None else limit
+        if protocol.write_buffer_size > threshold:
+            skipped += 1
+            continue
+        protocol.send(message)
+    if skipped:
+        logger.debug("broadcast skipped %d slow connection(s)", skipped)
+    return skipped
