@@ -1,0 +1,15 @@
+"""netkit's chat server: one room reachable from a browser, WebSocket clients
+and terminal clients over framed TCP.
+
+The core is sans-I/O (:mod:`.protocol` for the JSON messages, :mod:`.room` for
+rooms, nicknames and limits); :mod:`.server` puts it on netkit's loop and
+:mod:`.page` is the browser page it serves.  Run it with
+``python -m netkit chat`` or ``python examples/chat_server.py``.
+"""
+
+from __future__ import annotations
+
+from .protocol import ChatError, ErrorCode
+from .room import ChatHub, ChatLimits, CloseReason, HubStats, Member
+
+__all__ = ["ChatError", "ErrorCode", "ChatHub", "ChatLimits", "CloseReason", "HubStats", "Member"]

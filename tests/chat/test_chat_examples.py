@@ -1,0 +1,149 @@
+"""examples/chat_server.py and examples/chat_client.py, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+# Generous bounds for a subprocess to answer on a busy machine; reaching one
+# means the example hangs, which is the failure being tested for.
+PROCESS_TIMEOUT = 30
+
+
+class RunningServer:
+    def __init__(self, process: subprocess.Popen[str], http_port: int, tcp_port: int) -> None:
+        self.process = process
+        self.http_port = http_port
+        self.tcp_port = tcp_port
+
+    def stop(self, signum: int) -> tuple[int, str, str]:
+        self.process.send_signal(signum)
+        out, err = self.process.communicate(timeout=PROCESS_TIMEOUT)
+        return self.process.returncode, out, err
+
+
+@pytest.fixture
+def chat_server() -> Iterator[RunningServer]:
+    process = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "chat_server.py"), "--http-port", "0", "--tcp-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        while not lines or not lines[-1].startswith("press Ctrl-C"):
+            line = process.stdout.readline()  # type: ignore[union-attr]
+            assert line, f"the server exited early: {lines} {process.communicate()[1]}"
+            lines.append(line)
+        banner = "".join(lines)
+        http_port = int(re.search(r"chat page: http://127\.0\.0\.1:(\d+)/", banner).group(1))  # type: ignore[union-attr]
+        tcp_port = int(re.search(r"terminal clients: 127\.0\.0\.1:(\d+)", banner).group(1))  # type: ignore[union-attr]
+        assert f"ws://127.0.0.1:{http_port}/ws" in banner
+        yield RunningServer(process, http_port, tcp_port)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def run_client(port: int, nick: str, stdin: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / "chat_client.py"), "--port", str(port), "--nick", nick],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
+
+
+def frame(message: dict[str, object]) -> bytes:
+    payload = json.dumps(message).encode()
+    return struct.pack("!I", len(payload)) + payload
+
+
+def test_terminal_clients_chat_and_the_server_shuts_down_on_sigterm(chat_server: RunningServer) -> None:
+    ann = run_client(chat_server.tcp_port, "ann", "hello from ann\n/who\n")
+    assert ann.returncode == 0, ann.stderr
+    lines = ann.stdout.splitlines()
+    assert lines[0] == "* you are ann in #lobby; here: ann"
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] <ann> hello from ann", lines[1])
+    assert lines[2] == "* in #lobby: ann"
+    assert lines[-1] == "* disconnected"
+
+    bob = run_client(chat_server.tcp_port, "bob", "/join Python\n/who\n/quit\nnever sent\n")
+    assert bob.returncode == 0, bob.stderr
+    lines = bob.stdout.splitlines()
+    assert lines[0] == "* you are bob in #lobby; here: bob"
+    assert lines[1].endswith("<ann> hello from ann")  # the history replay
+    assert lines[2:5] == ["* you are bob in #python; here: bob", "* in #python: bob", "* disconnected"]
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{chat_server.http_port}/", timeout=PROCESS_TIMEOUT) as response:
+        assert response.status == 200
+        assert b'id="messages"' in response.read()
+
+    status, out, err = chat_server.stop(signal.SIGTERM)
+    assert status == 0, err
+    assert out.splitlines()[-1] == "chat server stopped"
+    assert "event=join nick=ann door=tcp" in err
+    assert "event=move nick=bob door=tcp" in err and "to=python" in err
+    assert "event=leave nick=bob" in err
+
+
+def test_a_taken_nickname_exits_with_status_1(chat_server: RunningServer) -> None:
+    with socket.create_connection(("127.0.0.1", chat_server.tcp_port)) as holder:
+        holder.sendall(frame({"type": "join", "nick": "ann"}))
+        header = holder.recv(4, socket.MSG_WAITALL)  # the welcome: ann is taken now
+        assert len(header) == 4
+        taken = run_client(chat_server.tcp_port, "ANN", "hello\n")
+    assert taken.returncode == 1
+    assert "(nick_taken)" in taken.stdout
+    status, _, _ = chat_server.stop(signal.SIGTERM)
+    assert status == 0
+
+
+def test_sigint_closes_connected_terminal_clients(chat_server: RunningServer) -> None:
+    with socket.create_connection(("127.0.0.1", chat_server.tcp_port)) as client:
+        client.sendall(frame({"type": "join", "nick": "ann"}))
+        (length,) = struct.unpack("!I", client.recv(4, socket.MSG_WAITALL))
+        assert json.loads(client.recv(length, socket.MSG_WAITALL))["type"] == "welcome"
+        status, out, err = chat_server.stop(signal.SIGINT)
+        client.settimeout(PROCESS_TIMEOUT)
+        assert client.recv(1) == b""  # closed by the server
+    assert status == 0, err
+    assert "event=shutdown clients=1" in err
+
+
+def test_client_without_a_server_fails_cleanly() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        unused_port = probe.getsockname()[1]
+    result = run_client(unused_port, "ann", "")
+    assert result.returncode == 1
+    assert "cannot connect" in result.stderr
+
+
+def test_client_needs_a_nick_when_stdin_is_piped() -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "chat_client.py"), "--port", "1"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert result.returncode == 2
+    assert "--nick is required" in result.stderr

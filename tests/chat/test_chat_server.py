@@ -1,0 +1,294 @@
+"""The chat server over real loopback sockets: the page, the WebSocket door,
+the framed TCP door, and all three in one room."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+
+import netkit
+from netkit.chat import ChatLimits
+from netkit.chat.page import content_security_policy, page_html
+from netkit.chat.server import ChatServer
+
+from chat_helpers import FramedClient, WebSocketClient, http_get, run
+
+
+def free_ports_server(**kwargs: object) -> ChatServer:
+    return ChatServer("127.0.0.1", 0, 0, **kwargs)  # type: ignore[arg-type]
+
+
+def texts(messages: list[dict[str, object]]) -> list[object]:
+    return [m["text"] for m in messages if m["type"] == "message"]
+
+
+# ------------------------------------------------------------------ HTTP door
+
+
+def test_http_serves_the_page_health_and_404() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.http_address is not None
+            status, fields, body = await http_get(server.http_address, "/")
+            assert status == 200
+            assert fields["content-type"] == "text/html; charset=utf-8"
+            assert fields["content-security-policy"] == content_security_policy()
+            assert body == page_html()
+            assert int(fields["content-length"]) == len(body)
+
+            status, fields, body = await http_get(server.http_address, "/?utm=x")
+            assert status == 200 and body == page_html()
+
+            status, fields, body = await http_get(server.http_address, "/", method="HEAD")
+            assert status == 200 and body == b"" and int(fields["content-length"]) == len(page_html())
+
+            status, _, body = await http_get(server.http_address, "/healthz")
+            assert (status, body) == (200, b"ok\n")
+
+            status, _, _ = await http_get(server.http_address, "/nothing-here")
+            assert status == 404
+
+            status, fields, _ = await http_get(server.http_address, "/", method="POST")
+            assert status == 405 and fields["allow"] == "GET, HEAD"
+
+    run(scenario())
+
+
+# -------------------------------------------------------------- WebSocket door
+
+
+def test_websocket_join_say_and_who() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.http_address is not None
+            ann = await WebSocketClient.connect(server.http_address, "ann")
+            bob = await WebSocketClient.connect(server.http_address, "bob")
+            assert (await ann.receive())["nick"] == "bob"  # the joined notice
+            await ann.send({"type": "say", "text": "hello bob"})
+            for client in (ann, bob):
+                message = await client.receive()
+                assert (message["type"], message["nick"], message["text"]) == ("message", "ann", "hello bob")
+            await bob.send({"type": "say", "text": "/who"})
+            assert await bob.receive() == {"type": "who", "room": "lobby", "members": ["ann", "bob"]}
+            await bob.close()
+            left = await ann.receive()
+            assert (left["type"], left["nick"], left["reason"]) == ("left", "bob", "quit")
+            await ann.close()
+
+    run(scenario())
+
+
+def test_websocket_bad_messages_get_errors_and_the_connection_stays() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.http_address is not None
+            ann = await WebSocketClient.connect(server.http_address, "ann")
+            await ann.connection.send("{not json")
+            assert (await ann.receive())["code"] == "invalid_json"
+            await ann.send({"type": "teleport"})
+            assert (await ann.receive())["code"] == "unknown_type"
+            await ann.send({"type": "say", "text": "x" * 5000})
+            assert (await ann.receive())["code"] == "too_long"
+            await ann.send({"type": "say", "text": "still here"})
+            assert (await ann.receive())["text"] == "still here"
+            await ann.close()
+
+    run(scenario())
+
+
+def test_websocket_server_full_closes_with_1013() -> None:
+    async def scenario() -> None:
+        async with free_ports_server(limits=ChatLimits(max_clients=1)) as server:
+            assert server.http_address is not None
+            ann = await WebSocketClient.connect(server.http_address, "ann")
+            late = await WebSocketClient.connect(server.http_address)
+            assert (await late.receive())["code"] == "server_full"
+            await late.connection.wait_closed()
+            assert late.connection.close_code == 1013
+            await ann.close()
+
+    run(scenario())
+
+
+def test_websocket_flooder_is_warned_then_closed_with_1008() -> None:
+    async def scenario() -> None:
+        async with free_ports_server(limits=ChatLimits(rate=0.001, burst=2)) as server:
+            assert server.http_address is not None
+            flooder = await WebSocketClient.connect(server.http_address, "flooder")  # the join took a token
+            await flooder.send({"type": "say", "text": "one"})
+            await flooder.send({"type": "say", "text": "two"})
+            await flooder.send({"type": "say", "text": "three"})
+            seen = await flooder.receive_until(lambda m: m.get("code") == "rate_limited")
+            assert texts(seen) == ["one"]
+            await flooder.connection.wait_closed()
+            assert flooder.connection.close_code == 1008
+
+    run(scenario())
+
+
+# ------------------------------------------------------------------ framed door
+
+
+def test_framed_join_say_who_and_rooms() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.tcp_address is not None
+            ann = await FramedClient.connect(server.tcp_address, "ann")
+            bob = await FramedClient.connect(server.tcp_address, "bob")
+            assert (await ann.receive())["type"] == "joined"
+            ann.send({"type": "say", "text": "hi"})
+            assert texts([await ann.receive()]) == ["hi"]
+            assert texts([await bob.receive()]) == ["hi"]
+            bob.send({"type": "say", "text": "/join python"})
+            assert (await ann.receive())["type"] == "left"
+            welcome = await bob.receive()
+            assert (welcome["type"], welcome["room"], welcome["members"]) == ("welcome", "python", ["bob"])
+            bob.send({"type": "who"})
+            assert await bob.receive() == {"type": "who", "room": "python", "members": ["bob"]}
+            await ann.close()
+            await bob.close()
+
+    run(scenario())
+
+
+def test_framed_history_replay() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.tcp_address is not None
+            ann = await FramedClient.connect(server.tcp_address, "ann")
+            for number in range(3):
+                ann.send({"type": "say", "text": f"m{number}"})
+            await ann.receive_until(lambda m: m.get("text") == "m2")
+            reader, writer = await netkit.open_connection(*server.tcp_address)
+            bob = FramedClient(reader, writer)
+            bob.send({"type": "join", "nick": "bob"})
+            welcome = await bob.receive()
+            assert welcome is not None and texts(welcome["history"]) == ["m0", "m1", "m2"]
+            await ann.close()
+            await bob.close()
+
+    run(scenario())
+
+
+def test_framed_bad_json_gets_an_error_and_the_connection_stays() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.tcp_address is not None
+            ann = await FramedClient.connect(server.tcp_address, "ann")
+            ann.send_raw(b"\xff not json")
+            assert (await ann.receive())["code"] == "invalid_json"
+            ann.send({"type": "say", "text": "fine"})
+            assert texts([await ann.receive()]) == ["fine"]
+            await ann.close()
+
+    run(scenario())
+
+
+def test_framed_oversized_frame_is_refused_and_closed() -> None:
+    async def scenario() -> None:
+        limits = ChatLimits(max_text_bytes=100)
+        async with free_ports_server(limits=limits) as server:
+            assert server.tcp_address is not None
+            ann = await FramedClient.connect(server.tcp_address, "ann")
+            # Only the header: the server must refuse before the body arrives.
+            ann.writer.write(struct.pack("!I", limits.max_message_bytes + 1))
+            remaining = await ann.receive_all()
+            assert [m["code"] for m in remaining] == ["too_long"]
+            await ann.close()
+
+    run(scenario())
+
+
+def test_framed_eof_after_messages_gets_every_answer_then_a_close() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.tcp_address is not None
+            ann = await FramedClient.connect(server.tcp_address, "ann")
+            ann.send({"type": "say", "text": "bye all"})
+            ann.send({"type": "who"})
+            ann.writer.write_eof()
+            answers = await ann.receive_all()
+            assert [m["type"] for m in answers] == ["message", "who"]
+            await ann.close()
+
+    run(scenario())
+
+
+def test_slow_framed_client_is_dropped_and_the_room_goes_on() -> None:
+    """A client that never reads: once its send buffer passes the limit it is
+    skipped and disconnected, while the fast client keeps getting everything."""
+
+    async def scenario() -> None:
+        limits = ChatLimits(rate=1e9, burst=10**9, send_buffer_limit=64 * 1024)
+        async with free_ports_server(limits=limits) as server:
+            assert server.tcp_address is not None
+            slow = socket.create_connection(server.tcp_address)
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            payload = json.dumps({"type": "join", "nick": "slow"}).encode()
+            slow.sendall(struct.pack("!I", len(payload)) + payload)
+            fast = await FramedClient.connect(server.tcp_address, "fast")
+            text = "x" * 4000
+            # The kernel's socket buffers absorb a few megabytes first; after
+            # that the server's own buffer grows and the limit trips.  In
+            # lockstep (send one, read its echo) the fast client never lags.
+            for _ in range(20_000):
+                fast.send({"type": "say", "text": text})
+                seen = await fast.receive_until(lambda m: m["type"] == "message")
+                notices = [m for m in seen if m["type"] == "left"]
+                if notices:
+                    break
+            assert notices == [
+                {"type": "left", "room": "lobby", "nick": "slow", "reason": "too slow to keep up", "ts": notices[0]["ts"]}
+            ]
+            assert server.hub.stats.slow_dropped == 1
+            fast.send({"type": "say", "text": "after"})
+            assert texts(await fast.receive_until(lambda m: m.get("text") == "after")) == ["after"]
+            slow.close()
+            await fast.close()
+
+    run(scenario())
+
+
+# ------------------------------------------------------------- all doors at once
+
+
+def test_three_doors_one_room_same_order_for_everyone() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.http_address is not None and server.tcp_address is not None
+            web = await WebSocketClient.connect(server.http_address, "web")
+            term = await FramedClient.connect(server.tcp_address, "term")
+            await web.receive()  # term joined
+            for number in range(5):
+                await web.send({"type": "say", "text": f"web {number}"})
+                term.send({"type": "say", "text": f"term {number}"})
+            from_web = texts(await web.receive_until(lambda m: m.get("id") == 10))
+            from_term = texts(await term.receive_until(lambda m: m.get("id") == 10))
+            assert len(from_web) == 10
+            assert from_web == from_term  # one order, whatever the door
+            await web.close()
+            await term.close()
+
+    run(scenario())
+
+
+# ------------------------------------------------------------------- shutdown
+
+
+def test_stop_closes_websockets_with_1001_and_framed_clients() -> None:
+    async def scenario() -> None:
+        server = free_ports_server()
+        await server.start()
+        assert server.http_address is not None and server.tcp_address is not None
+        web = await WebSocketClient.connect(server.http_address, "web")
+        term = await FramedClient.connect(server.tcp_address, "term")
+        await web.receive()  # term joined
+        await server.stop()
+        await web.connection.wait_closed()
+        assert web.connection.close_code == 1001
+        assert await term.receive_all() == []
+        await term.close()
+        assert server.http_address is None and server.tcp_address is None
+
+    run(scenario())
