@@ -198,9 +198,9 @@ async def _ws_client(args: argparse.Namespace) -> int:
 
 
 async def _chat(args: argparse.Namespace) -> int:
-    from .chat.server import run_chat_server
+    from .chat.cli import run_from_arguments
 
-    await run_chat_server(args.host, args.http_port, args.tcp_port)
+    await run_from_arguments(args)
     return EXIT_OK
 
 
@@ -208,17 +208,20 @@ async def _chat(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .chat.cli import add_arguments as add_chat_arguments
+
     parser = argparse.ArgumentParser(prog="netkit", description="netkit's servers and clients, for trying things out.")
-    parser.add_argument("--log-level", default="INFO", help="logging level (DEBUG, INFO, WARNING, ...)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    logging_options = argparse.ArgumentParser(add_help=False)
+    logging_options.add_argument(
+        "--log-level", default="WARNING", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default WARNING"
+    )
 
     chat = commands.add_parser("chat", help="run the chat server (browser + terminal clients)")
-    chat.add_argument("--host", default="127.0.0.1")
-    chat.add_argument("--http-port", type=int, default=8765, help="HTTP + WebSocket port (0: any free port)")
-    chat.add_argument("--tcp-port", type=int, default=8766, help="framed TCP port (0: any free port)")
+    add_chat_arguments(chat)
     chat.set_defaults(run=_chat)
 
-    echo = commands.add_parser("echo", help="run an echo server")
+    echo = commands.add_parser("echo", parents=[logging_options], help="run an echo server")
     kind = echo.add_mutually_exclusive_group()
     for name in ("tcp", "udp", "framed", "ws"):
         kind.add_argument(f"--{name}", dest="mode", action="store_const", const=name, help=f"{name} echo")
@@ -227,14 +230,14 @@ def _parser() -> argparse.ArgumentParser:
     echo.add_argument("--port", type=int, default=9000, help="0: any free port")
     echo.add_argument("--max-size", type=int, default=16 * 1024 * 1024, help="largest frame/message (framed, ws)")
 
-    ws = commands.add_parser("ws", help="interactive WebSocket client: stdin lines out, messages in")
+    ws = commands.add_parser("ws", parents=[logging_options], help="interactive WebSocket client: stdin lines out, messages in")
     ws.add_argument("uri", help="ws://host:port/path")
     ws.add_argument("--subprotocol", action="append", help="offer this subprotocol (repeatable)")
     ws.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
     ws.add_argument("--max-size", type=int, default=1024 * 1024, help="largest message accepted")
     ws.set_defaults(run=_ws_client)
 
-    send = commands.add_parser("send", help="send stdin's lines as frames, print what comes back")
+    send = commands.add_parser("send", parents=[logging_options], help="send stdin's lines as frames, print what comes back")
     send.add_argument("--framed", action="store_true", required=True, help="4-byte big-endian length prefix")
     send.add_argument("host")
     send.add_argument("port", type=int)
@@ -246,7 +249,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
     command: Callable[[argparse.Namespace], Any] = args.run
     try:
         return int(run(command(args)))

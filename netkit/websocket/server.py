@@ -224,6 +224,11 @@ class WebSocketServer:
             else:
                 protocol.close(code, reason)
 
+    def abort_clients(self) -> None:
+        """Drop every connection at once, without a closing handshake."""
+        for protocol in list(self._state.protocols):
+            protocol.abort()
+
     async def wait_closed(self) -> None:
         """Wait until the listener and every connection are closed."""
         await self.server.wait_closed()
