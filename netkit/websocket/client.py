@@ -165,15 +165,21 @@ class connect:
         loop = get_running_loop()
         handshake = ClientHandshake(uri, origin=self.origin, subprotocols=self.subprotocols, extra_headers=self.extra_headers)
         handler = self.handler
+        ws: WebSocket | None = None
 
         def factory() -> ClientProtocol:
-            return ClientProtocol(handshake, self.options, handler)
+            nonlocal ws
+            protocol = ClientProtocol(handshake, self.options, handler)
+            if handler is None:
+                # Attach the async API before any byte can arrive: the server's
+                # first messages may come in the same read as its 101 response.
+                ws = WebSocket(protocol)
+            return protocol
 
         if self.unix_path is not None:
             transport, protocol = await loop.create_unix_connection(factory, self.unix_path)
         else:
             transport, protocol = await loop.create_connection(factory, uri.host, uri.port)
-        ws = None if handler is not None else WebSocket(protocol)
         try:
             await protocol.opened
         except BaseException:

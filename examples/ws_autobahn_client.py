@@ -1,0 +1,56 @@
+"""Drive netkit's WebSocket client through the Autobahn|Testsuite's fuzzing server.
+
+    autobahn client 9001            # in one terminal: the suite's test server
+    python examples/ws_autobahn_client.py 9001
+
+The suite's server tells how many cases it has (``/getCaseCount``); for each
+case the client connects to ``/runCase?case=N&agent=netkit`` and echoes every
+message until the server closes; ``/updateReports`` then makes the suite
+grade the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from _common import netkit
+from netkit import websocket
+
+AGENT = "netkit"
+
+
+async def echo_case(base: str, case: int) -> None:
+    uri = f"{base}/runCase?case={case}&agent={AGENT}"
+    # The suite sends messages of up to 16 MiB and judges conformance, not speed.
+    try:
+        async with websocket.connect(uri, max_message_size=None, ping_interval=None) as ws:
+            async for message in ws:
+                await ws.send(message)
+    except netkit.ConnectionClosed:
+        pass  # the case ended the connection, often on purpose
+
+
+async def main(port: int, host: str, only: int | None) -> int:
+    base = f"ws://{host}:{port}"
+    async with websocket.connect(f"{base}/getCaseCount") as ws:
+        count = int(await ws.recv())
+    cases = [only] if only is not None else range(1, count + 1)
+    for case in cases:
+        await echo_case(base, case)
+        print(f"case {case}/{count} done", file=sys.stderr, flush=True)
+    async with websocket.connect(f"{base}/updateReports?agent={AGENT}") as ws:
+        try:
+            await ws.recv()
+        except netkit.ConnectionClosed:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("port", type=int, help="the port of the suite's fuzzing server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--case", type=int, help="run only this case number")
+    args = parser.parse_args()
+    sys.exit(netkit.run(main(args.port, args.host, args.case)))
