@@ -215,7 +215,9 @@ class Task(Future[_T]):
         return f"<{base} name={self._name!r} coro={getattr(self._coro, '__qualname__', self._coro)!s}>"
 
     def __del__(self) -> None:
-        if self._state == "PENDING" and not self._loop.is_closed():
+        # No _coro means __init__ failed (not a coroutine, no running loop):
+        # such a task was never scheduled and has nothing to report.
+        if getattr(self, "_coro", None) is not None and self._state == "PENDING" and not self._loop.is_closed():
             context: dict[str, Any] = {"message": "Task was destroyed but it is pending!", "task": self}
             self._loop.call_exception_handler(context)
         Future.__del__(self)
