@@ -643,7 +643,11 @@ def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
     loop = EventLoop()
     if debug is not None:
         loop.set_debug(debug)
-    task = loop.create_task(main)
+    try:
+        task = loop.create_task(main)
+    except BaseException:
+        loop.close()  # not a coroutine: release the loop's fds before reporting it
+        raise
     interrupted = False
     previous_sigint: Any = None
 
