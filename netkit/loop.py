@@ -313,8 +313,9 @@ class EventLoop:
 
     def run_until_complete(self, aw: Awaitable[_T]) -> _T:
         """Run until ``aw`` (a coroutine, task or future) is done; return its result."""
-        if self._closed:
-            raise RuntimeError("the event loop is closed")
+        # Check before ensure_future: it would schedule a coroutine on a loop
+        # that then refuses to run it here (and may run it later, elsewhere).
+        self._check_can_run()
         from .tasks import ensure_future
 
         future = ensure_future(aw, loop=self)
@@ -355,13 +356,16 @@ class EventLoop:
         """Make ``run_forever`` return after the current iteration."""
         self._stopping = True
 
-    def _enter_run(self) -> None:
+    def _check_can_run(self) -> None:
         if self._closed:
             raise RuntimeError("the event loop is closed")
         if self._thread_id is not None:
             raise RuntimeError("the event loop is already running")
         if _runtime.get_running_loop_or_none() is not None:
             raise RuntimeError("cannot run an event loop while another loop is running in this thread")
+
+    def _enter_run(self) -> None:
+        self._check_can_run()
         self._thread_id = threading.get_ident()
         _runtime.set_running_loop(self)
         if self._debug:
