@@ -399,7 +399,7 @@ class EventLoop:
 
         events = self._poll(timeout)
         if self._watchdog is not None:
-            self._busy_since = self.time()
+            self._busy_since = time.monotonic()  # real time: a virtual clock (TestLoop) never shows blocking
 
         # I/O callbacks run straight from the poll results: wrapping each in a
         # handle and queueing it would only cost time.  remove_reader/writer
@@ -464,14 +464,14 @@ class EventLoop:
     def _run_handle_timed(self, handle: Handle) -> None:
         """Run a callback in debug mode, warning when it blocks the loop too long."""
         callback = handle._callback
-        started = self.time()
+        started = time.monotonic()  # real time, even on a virtual clock: blocking is real
         try:
             callback(*handle._args)  # type: ignore[misc]
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._callback_failed(handle, exc)
-        took = self.time() - started
+        took = time.monotonic() - started
         if took >= self.slow_callback_duration:
             logger.warning("executing %s took %.3f seconds", _callback_name(callback), took)
 
@@ -765,7 +765,7 @@ class _Watchdog:
             thread_id = loop._thread_id
             if busy_since is None or thread_id is None or busy_since == reported:
                 continue
-            blocked = loop.time() - busy_since
+            blocked = time.monotonic() - busy_since
             if blocked < self._threshold:
                 continue
             reported = busy_since
