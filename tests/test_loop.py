@@ -787,6 +787,7 @@ def test_cancelling_the_result_cancels_a_job_not_yet_started(real_loop):
         blocker = real_loop.run_in_executor(pool, release.wait, 10)
         queued = real_loop.run_in_executor(pool, ran.append, "queued job")
         queued.cancel()
+        real_loop.run_once()  # done callbacks run on the loop: this one cancels the job
         release.set()
         real_loop.run_until_complete(blocker)
     assert ran == []
@@ -939,10 +940,13 @@ def test_watchdog_thread_stops_when_turned_off(real_loop):
 
 def test_the_loop_keeps_running_tasks_alive(loop, collect_garbage):
     async def background():
-        await netkit.sleep(1)
-        return "done"
+        future = loop.create_future()  # held by this coroutine alone
+        weak_future = weakref.ref(future)
+        loop.call_later(1, lambda: weak_future() is not None and weak_future().set_result("done"))
+        return await future
 
     ref = weakref.ref(loop.create_task(background()))
+    loop.run_once()  # the task waits on its future now
     collect_garbage()
     assert ref() is not None
     loop.run_until_complete(netkit.sleep(2))

@@ -387,11 +387,17 @@ def test_fire_and_forget_tasks_survive_garbage_collection(loop, collect_garbage)
     finished = []
 
     async def background(n):
-        await sleep(n)
+        # Wait on a future that only this coroutine holds strongly (the timer
+        # holds a weak reference): nothing but the loop keeps the task alive.
+        future = loop.create_future()
+        weak_future = weakref.ref(future)
+        loop.call_later(n, lambda: weak_future() is not None and weak_future().set_result(None))
+        await future
         finished.append(n)
 
     async def main():
         refs = [weakref.ref(netkit.create_task(background(n))) for n in (1, 2, 3)]
+        await sleep(0)  # every task now waits on its future
         collect_garbage()
         assert all(ref() is not None for ref in refs)  # the loop holds them
         await sleep(5)
