@@ -67,7 +67,9 @@ class Task(Future[_T]):
         if not isinstance(coro, types.CoroutineType) and not _is_coroutine_like(coro):
             raise TypeError(f"a coroutine was expected, got {coro!r}")
         self._coro = coro
-        self._name = str(name) if name is not None else f"Task-{next(_task_ids)}"
+        # An unnamed task keeps just its number; "Task-N" is formatted on first use,
+        # since most tasks are never asked their name.
+        self._name: str | int = str(name) if name is not None else next(_task_ids)
         self._fut_waiter: Future[Any] | None = None
         self._must_cancel = False
         self._num_cancels_requested = 0
@@ -81,6 +83,8 @@ class Task(Future[_T]):
 
     def get_name(self) -> str:
         """The task's name (``Task-N`` unless one was given)."""
+        if isinstance(self._name, int):
+            self._name = f"Task-{self._name}"
         return self._name
 
     def set_name(self, name: object) -> None:
@@ -212,7 +216,7 @@ class Task(Future[_T]):
 
     def __repr__(self) -> str:
         base = super().__repr__()[1:-1]
-        return f"<{base} name={self._name!r} coro={getattr(self._coro, '__qualname__', self._coro)!s}>"
+        return f"<{base} name={self.get_name()!r} coro={getattr(self._coro, '__qualname__', self._coro)!s}>"
 
     def __del__(self) -> None:
         # No _coro means __init__ failed (not a coroutine, no running loop):
