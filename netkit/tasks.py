@@ -53,7 +53,7 @@ _task_ids = itertools.count(1)
 class Task(Future[_T]):
     """A coroutine scheduled on the loop, itself a ``Future`` of the coroutine's result."""
 
-    __slots__ = ("_coro", "_name", "_fut_waiter", "_must_cancel", "_num_cancels_requested", "_context")
+    __slots__ = ("_coro", "_name", "_fut_waiter", "_must_cancel", "_num_cancels_requested", "_context", "_step_handle")
 
     def __init__(
         self,
@@ -77,7 +77,9 @@ class Task(Future[_T]):
         # set inside one task do not leak into another.
         self._context = contextvars.copy_context() if context is None else context
         self._loop._tasks.add(self)
-        self._loop.call_soon(self._step, context=self._context)
+        # One handle serves every step scheduled without an argument (the first
+        # step, each sleep(0)): nothing ever cancels it, so it is built once.
+        self._step_handle = self._loop.call_soon(self._step, context=self._context)
 
     # ---------------------------------------------------------------- public
 
@@ -167,17 +169,17 @@ class Task(Future[_T]):
                 self._finish_cancelled()
             else:
                 Future.set_result(self, stop.value)
-                self._loop._tasks.discard(self)
+                self._release()
         except CancelledError as cancelled:
             self._cancel_message = cancelled.args[0] if cancelled.args else self._cancel_message
             self._finish_cancelled()
         except (KeyboardInterrupt, SystemExit) as error:
             Future.set_exception(self, error)
-            self._loop._tasks.discard(self)
+            self._release()
             raise
         except BaseException as error:
             Future.set_exception(self, error)
-            self._loop._tasks.discard(self)
+            self._release()
         else:
             if isinstance(result, Future):
                 if result is self:
@@ -195,7 +197,7 @@ class Task(Future[_T]):
                         self._must_cancel = False
             elif result is None:
                 # A bare yield (sleep(0)): give everyone else a turn, then go on.
-                self._loop.call_soon(self._step, context=self._context)
+                self._loop._ready.append(self._step_handle)
             else:
                 self._loop.call_soon(
                     self._step,
@@ -212,7 +214,13 @@ class Task(Future[_T]):
 
     def _finish_cancelled(self) -> None:
         Future.cancel(self, self._cancel_message)
+        self._release()
+
+    def _release(self) -> None:
+        """A finished task lets go of what kept it alive: the loop's reference, and
+        its step handle (which refers back to it, a cycle only the GC would break)."""
         self._loop._tasks.discard(self)
+        self._step_handle = None
 
     def __repr__(self) -> str:
         base = super().__repr__()[1:-1]
