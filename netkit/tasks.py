@@ -444,7 +444,7 @@ def gather(*aws: Awaitable[Any], return_exceptions: bool = False) -> Future[list
     if not children:
         outer.set_result([])
         return outer
-    remaining = len(set(map(id, children)))
+    remaining = len(seen)  # each distinct child reports once
 
     def on_child_done(child: Future[Any]) -> None:
         nonlocal remaining
@@ -462,21 +462,27 @@ def gather(*aws: Awaitable[Any], return_exceptions: bool = False) -> Future[list
                 outer.set_exception(exc)
                 return
         if remaining == 0:
-            results: list[Any] = []
-            for fut in children:
-                if fut.cancelled():
-                    results.append(fut._make_cancelled_error())
-                else:
-                    exc = fut.exception()
-                    results.append(exc if exc is not None else fut.result())
+            if return_exceptions:
+                results = [_outcome(fut) for fut in children]
+            else:
+                # Every child succeeded: the first failure would have settled outer above.
+                results = [fut.result() for fut in children]
             if outer._cancel_requested:
                 Future.cancel(outer)
             else:
                 outer.set_result(results)
 
-    for child in dict.fromkeys(children):
+    for child in seen.values():
         child.add_done_callback(on_child_done)
     return outer
+
+
+def _outcome(future: Future[Any]) -> Any:
+    """A done future's result, or the exception it holds (cancelled: a ``CancelledError``)."""
+    if future.cancelled():
+        return future._make_cancelled_error()
+    exc = future.exception()
+    return exc if exc is not None else future.result()
 
 
 def shield(aw: Awaitable[_T]) -> Future[_T]:
