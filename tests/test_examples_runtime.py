@@ -134,14 +134,15 @@ def test_concurrent_coroutines(outputs):
 def test_cpu_offload(outputs):
     result = outputs["cpu_offload.py"]
     ran_cleanly(result)
-    assert "the loop runs on thread 'MainThread'" in result.lines
-    assert any(line.startswith("   sha256 = ") and "'MainThread'" in line for line in result.lines)
-    assert "   per chunk [5133, 4459, 4256, 4136], total 17984 primes" in result.lines
+    # The same job, three ways, the same answer (how long each took is the machine's business).
+    for way in ("1. on the loop", "2. on a thread pool", "3. on a process pool"):
+        line = result.lines[result.index(way)]
+        assert ": 17984 primes in " in line and "the loop's worst stall" in line
     plain = result.lines[result.index("a plain callback runs on")]
     assert "'MainThread'" not in plain
     assert "   done right: the done callback runs on 'MainThread' with 168 primes" in result.lines
     assert any("an error in the worker arrives as an exception: TypeError" in line for line in result.lines)
-    assert result.lines[-1].startswith("meanwhile the ticker ran")
+    assert result.lines[-1] == "the loop ran on thread 'MainThread' throughout"
 
 
 def test_loop_thread_sync_app(outputs):
