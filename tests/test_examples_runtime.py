@@ -161,3 +161,28 @@ def test_loop_thread_sync_app(outputs):
         "   [audit] user alice logged out",
     ]
     assert result.lines[-1] == "   loop closed: True"
+
+
+# ------------------------------------------------ the docs' snippets are examples too
+
+DOCS = [ROOT / "docs" / "event-loop.md", ROOT / "docs" / "coroutines.md"]
+SNIPPETS = [
+    pytest.param(code, id=f"{doc.name}-{number}")
+    for doc in DOCS
+    for number, code in enumerate(re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.DOTALL), 1)
+]
+
+
+def test_the_pages_have_snippets():
+    assert len(SNIPPETS) >= 15
+
+
+@pytest.mark.parametrize("code", SNIPPETS)
+def test_doc_snippet_runs(code):
+    exec(compile(code, "<doc snippet>", "exec"), {"__name__": "doc_snippet"})
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda doc: doc.name)
+def test_the_examples_a_page_names_exist(doc):
+    named = set(re.findall(r"examples/(\w+\.py)", doc.read_text(encoding="utf-8")))
+    assert named and all((ROOT / "examples" / name).is_file() for name in named), named
