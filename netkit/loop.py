@@ -691,6 +691,10 @@ class EventLoop:
             raise RuntimeError("cannot close a running event loop")
         if self._closed:
             return
+        if self._signal_handlers and not _current_thread_is_main():
+            # Only the main thread can undo set_wakeup_fd: closing here would leave
+            # signals writing into a closed (soon reused) file descriptor.
+            raise RuntimeError("a loop with signal handlers must be closed from the main thread")
         if self._watchdog is not None:
             self._watchdog.stop()
             self._watchdog = None

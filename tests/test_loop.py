@@ -446,6 +446,29 @@ def test_close_removes_signal_handlers_and_the_wakeup_fd():
 
 
 @on_main_thread
+def test_a_loop_with_signal_handlers_refuses_to_close_from_another_thread():
+    # Only the main thread can undo set_wakeup_fd: closing elsewhere would leave
+    # signals writing into a closed (soon reused) file descriptor.
+    loop = EventLoop()
+    loop.add_signal_handler(signal.SIGUSR1, print)
+    errors = []
+
+    def close_elsewhere():
+        try:
+            loop.close()
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=close_elsewhere)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1 and not loop.is_closed()
+    loop.close()
+    assert signal.set_wakeup_fd(-1) == -1
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+
+
+@on_main_thread
 def test_signals_that_cannot_be_handled(real_loop):
     with pytest.raises(RuntimeError):
         real_loop.add_signal_handler(signal.SIGKILL, print)
