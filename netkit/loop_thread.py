@@ -75,10 +75,11 @@ class LoopThread:
         try:
             loop.run_forever()
         finally:
-            loop.close()
             with self._lock:
-                self._stopped = True  # the loop is gone: refuse new work
+                self._stopped = True  # refuse new work before the loop goes away
                 leftovers = list(self._submitted)
+            self._started.set()  # never leave start() waiting
+            loop.close()
             for future in leftovers:
                 # Only reached when the loop ended abnormally (an escaped
                 # KeyboardInterrupt): nobody may wait forever on it.

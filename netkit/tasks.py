@@ -197,7 +197,7 @@ class Task(Future[_T]):
                         self._must_cancel = False
             elif result is None:
                 # A bare yield (sleep(0)): give everyone else a turn, then go on.
-                self._loop._ready.append(self._step_handle)
+                self._loop._ready.append(self._step_handle)  # the task's own handle, reused: no call_soon
             else:
                 self._loop.call_soon(
                     self._step,
