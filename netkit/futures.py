@@ -44,12 +44,13 @@ class Future(Generic[_T]):
     )
 
     def __init__(self, *, loop: EventLoop | None = None) -> None:
-        self._loop: EventLoop = loop if loop is not None else _runtime.get_running_loop()
+        # State first: __del__ reads it even when the loop lookup below fails.
         self._state = _PENDING
+        self._log_traceback = False
+        self._loop: EventLoop = loop if loop is not None else _runtime.get_running_loop()
         self._result: Any = None
         self._exception: BaseException | None = None
         self._callbacks: list[Callable[[Future[_T]], object]] = []
-        self._log_traceback = False
         self._cancel_message: Any = None
         self._source_traceback = traceback.extract_stack(sys._getframe(1)) if self._loop._debug else None
 

@@ -324,8 +324,9 @@ class EventLoop:
 
     def run_until_complete(self, aw: Awaitable[_T]) -> _T:
         """Run until ``aw`` (a coroutine, task or future) is done; return its result."""
-        if self._closed:
-            raise RuntimeError("the event loop is closed")
+        # Check before ensure_future: it would schedule a coroutine on a loop
+        # that then refuses to run it here (and may run it later, elsewhere).
+        self._check_can_run()
         from .tasks import ensure_future
 
         future = ensure_future(aw, loop=self)
@@ -366,13 +367,16 @@ class EventLoop:
         """Make ``run_forever`` return after the current iteration."""
         self._stopping = True
 
-    def _enter_run(self) -> None:
+    def _check_can_run(self) -> None:
         if self._closed:
             raise RuntimeError("the event loop is closed")
         if self._thread_id is not None:
             raise RuntimeError("the event loop is already running")
         if _runtime.get_running_loop_or_none() is not None:
             raise RuntimeError("cannot run an event loop while another loop is running in this thread")
+
+    def _enter_run(self) -> None:
+        self._check_can_run()
         self._thread_id = threading.get_ident()
         _runtime.set_running_loop(self)
         if self._debug:
@@ -406,7 +410,7 @@ class EventLoop:
 
         events = self._poll(timeout)
         if self._watchdog is not None:
-            self._busy_since = self.time()
+            self._busy_since = time.monotonic()  # real time: a virtual clock (TestLoop) never shows blocking
 
         # I/O callbacks run straight from the poll results: wrapping each in a
         # handle and queueing it would only cost time.  remove_reader/writer
@@ -471,14 +475,14 @@ class EventLoop:
     def _run_handle_timed(self, handle: Handle) -> None:
         """Run a callback in debug mode, warning when it blocks the loop too long."""
         callback = handle._callback
-        started = self.time()
+        started = time.monotonic()  # real time, even on a virtual clock: blocking is real
         try:
             callback(*handle._args)  # type: ignore[misc]
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._callback_failed(handle, exc)
-        took = self.time() - started
+        took = time.monotonic() - started
         if took >= self.slow_callback_duration:
             logger.warning("executing %s took %.3f seconds", _callback_name(callback), took)
 
@@ -698,6 +702,10 @@ class EventLoop:
             raise RuntimeError("cannot close a running event loop")
         if self._closed:
             return
+        if self._signal_handlers and not _current_thread_is_main():
+            # Only the main thread can undo set_wakeup_fd: closing here would leave
+            # signals writing into a closed (soon reused) file descriptor.
+            raise RuntimeError("a loop with signal handlers must be closed from the main thread")
         if self._watchdog is not None:
             self._watchdog.stop()
             self._watchdog = None
@@ -799,7 +807,7 @@ class _Watchdog:
             thread_id = loop._thread_id
             if busy_since is None or thread_id is None or busy_since == reported:
                 continue
-            blocked = loop.time() - busy_since
+            blocked = time.monotonic() - busy_since
             if blocked < self._threshold:
                 continue
             reported = busy_since

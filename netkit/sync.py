@@ -134,7 +134,9 @@ class Semaphore:
 
     def locked(self) -> bool:
         """Whether ``acquire()`` would wait."""
-        return self._value == 0 or any(not w.cancelled() for w in self._waiters)
+        # Only waiters not yet woken count: a woken one already holds its slot
+        # (_wake_next took it off _value), so a slot freed meanwhile is free.
+        return self._value == 0 or any(not w.done() for w in self._waiters)
 
     async def acquire(self) -> bool:
         """Take a slot, waiting for one if needed."""

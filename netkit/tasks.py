@@ -53,7 +53,7 @@ _task_ids = itertools.count(1)
 class Task(Future[_T]):
     """A coroutine scheduled on the loop, itself a ``Future`` of the coroutine's result."""
 
-    __slots__ = ("_coro", "_name", "_fut_waiter", "_must_cancel", "_num_cancels_requested", "_context")
+    __slots__ = ("_coro", "_name", "_fut_waiter", "_must_cancel", "_num_cancels_requested", "_context", "_step_handle")
 
     def __init__(
         self,
@@ -67,7 +67,9 @@ class Task(Future[_T]):
         if not isinstance(coro, types.CoroutineType) and not _is_coroutine_like(coro):
             raise TypeError(f"a coroutine was expected, got {coro!r}")
         self._coro = coro
-        self._name = str(name) if name is not None else f"Task-{next(_task_ids)}"
+        # An unnamed task keeps just its number; "Task-N" is formatted on first use,
+        # since most tasks are never asked their name.
+        self._name: str | int = str(name) if name is not None else next(_task_ids)
         self._fut_waiter: Future[Any] | None = None
         self._must_cancel = False
         self._num_cancels_requested = 0
@@ -75,12 +77,16 @@ class Task(Future[_T]):
         # set inside one task do not leak into another.
         self._context = contextvars.copy_context() if context is None else context
         self._loop._tasks.add(self)
-        self._loop.call_soon(self._step, context=self._context)
+        # One handle serves every step scheduled without an argument (the first
+        # step, each sleep(0)): nothing ever cancels it, so it is built once.
+        self._step_handle = self._loop.call_soon(self._step, context=self._context)
 
     # ---------------------------------------------------------------- public
 
     def get_name(self) -> str:
         """The task's name (``Task-N`` unless one was given)."""
+        if isinstance(self._name, int):
+            self._name = f"Task-{self._name}"
         return self._name
 
     def set_name(self, name: object) -> None:
@@ -163,17 +169,17 @@ class Task(Future[_T]):
                 self._finish_cancelled()
             else:
                 Future.set_result(self, stop.value)
-                self._loop._tasks.discard(self)
+                self._release()
         except CancelledError as cancelled:
             self._cancel_message = cancelled.args[0] if cancelled.args else self._cancel_message
             self._finish_cancelled()
         except (KeyboardInterrupt, SystemExit) as error:
             Future.set_exception(self, error)
-            self._loop._tasks.discard(self)
+            self._release()
             raise
         except BaseException as error:
             Future.set_exception(self, error)
-            self._loop._tasks.discard(self)
+            self._release()
         else:
             if isinstance(result, Future):
                 if result is self:
@@ -191,7 +197,7 @@ class Task(Future[_T]):
                         self._must_cancel = False
             elif result is None:
                 # A bare yield (sleep(0)): give everyone else a turn, then go on.
-                self._loop.call_soon(self._step, context=self._context)
+                self._loop._ready.append(self._step_handle)  # the task's own handle, reused: no call_soon
             else:
                 self._loop.call_soon(
                     self._step,
@@ -208,14 +214,22 @@ class Task(Future[_T]):
 
     def _finish_cancelled(self) -> None:
         Future.cancel(self, self._cancel_message)
+        self._release()
+
+    def _release(self) -> None:
+        """A finished task lets go of what kept it alive: the loop's reference, and
+        its step handle (which refers back to it, a cycle only the GC would break)."""
         self._loop._tasks.discard(self)
+        self._step_handle = None
 
     def __repr__(self) -> str:
         base = super().__repr__()[1:-1]
-        return f"<{base} name={self._name!r} coro={getattr(self._coro, '__qualname__', self._coro)!s}>"
+        return f"<{base} name={self.get_name()!r} coro={getattr(self._coro, '__qualname__', self._coro)!s}>"
 
     def __del__(self) -> None:
-        if self._state == "PENDING" and not self._loop.is_closed():
+        # No _coro means __init__ failed (not a coroutine, no running loop):
+        # such a task was never scheduled and has nothing to report.
+        if getattr(self, "_coro", None) is not None and self._state == "PENDING" and not self._loop.is_closed():
             context: dict[str, Any] = {"message": "Task was destroyed but it is pending!", "task": self}
             self._loop.call_exception_handler(context)
         Future.__del__(self)
@@ -430,7 +444,7 @@ def gather(*aws: Awaitable[Any], return_exceptions: bool = False) -> Future[list
     if not children:
         outer.set_result([])
         return outer
-    remaining = len(set(map(id, children)))
+    remaining = len(seen)  # each distinct child reports once
 
     def on_child_done(child: Future[Any]) -> None:
         nonlocal remaining
@@ -448,21 +462,27 @@ def gather(*aws: Awaitable[Any], return_exceptions: bool = False) -> Future[list
                 outer.set_exception(exc)
                 return
         if remaining == 0:
-            results: list[Any] = []
-            for fut in children:
-                if fut.cancelled():
-                    results.append(fut._make_cancelled_error())
-                else:
-                    exc = fut.exception()
-                    results.append(exc if exc is not None else fut.result())
+            if return_exceptions:
+                results = [_outcome(fut) for fut in children]
+            else:
+                # Every child succeeded: the first failure would have settled outer above.
+                results = [fut.result() for fut in children]
             if outer._cancel_requested:
                 Future.cancel(outer)
             else:
                 outer.set_result(results)
 
-    for child in dict.fromkeys(children):
+    for child in seen.values():
         child.add_done_callback(on_child_done)
     return outer
+
+
+def _outcome(future: Future[Any]) -> Any:
+    """A done future's result, or the exception it holds (cancelled: a ``CancelledError``)."""
+    if future.cancelled():
+        return future._make_cancelled_error()
+    exc = future.exception()
+    return exc if exc is not None else future.result()
 
 
 def shield(aw: Awaitable[_T]) -> Future[_T]:
@@ -641,7 +661,11 @@ def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
     loop = EventLoop()
     if debug is not None:
         loop.set_debug(debug)
-    task = loop.create_task(main)
+    try:
+        task = loop.create_task(main)
+    except BaseException:
+        loop.close()  # not a coroutine: release the loop's fds before reporting it
+        raise
     interrupted = False
     previous_sigint: Any = None
 

@@ -8,6 +8,7 @@ depends on how fast the machine is.
 
 from __future__ import annotations
 
+import heapq
 import selectors
 
 from .loop import EventLoop
@@ -52,8 +53,16 @@ class TestLoop(EventLoop):
         if not self.autojump:
             return self._selector.select(0)
         events = self._selector.select(self.autojump_threshold)
-        if not events and self._timers:
-            deadline = self._timers[0][0]
-            if deadline > self._virtual_now:
-                self._virtual_now = deadline
+        if not events:
+            # Jump to the next timer that will run, never to a cancelled one
+            # (a finished timeout block's deadline is nobody's business).
+            self._drop_cancelled_head()
+            if self._timers and self._timers[0][0] > self._virtual_now:
+                self._virtual_now = self._timers[0][0]
         return events
+
+    def _drop_cancelled_head(self) -> None:
+        timers = self._timers
+        while timers and timers[0][2]._cancelled:
+            heapq.heappop(timers)[2]._scheduled = False
+            self._cancelled_timers -= 1
