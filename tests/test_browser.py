@@ -391,6 +391,7 @@ def test_browser_tabs_and_python_clients_chat_in_one_room(devtools_url: str) -> 
                 from_terminal = "hello from a terminal"
                 terminal.send({"type": "say", "text": from_terminal})
                 for page in (ann, bob):
+                    await page.wait_for_message("py", from_python)
                     await page.wait_for_message("term", from_terminal)
                     shown = (await page.snapshot())["messages"]
                     # The two sends race, so the hub's order is whichever came first;
