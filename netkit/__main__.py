@@ -6,22 +6,28 @@
     netkit send --framed HOST PORT      send stdin's lines as length-prefixed frames
 
 Exit status: 0 on success, 1 when the network said no (connection refused,
-handshake rejected), 2 for a usage error, 130 after Ctrl-C.
+handshake rejected, connection lost), 2 for a usage error, 130 after Ctrl-C.
+Failures are reported as one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import socket
 import sys
+import threading
 from typing import Any, Callable, Sequence
 
 from . import errors
-from .framing import FramedProtocol, LengthPrefixFramer
+from ._argtypes import connect_port, listen_port, non_negative_float, positive_int
+from .framing import FramedProtocol, LengthPrefixFramer, read_frame
+from .loop import EventLoop
 from .protocols import DatagramProtocol, Protocol
-from .sync import Event
-from .tasks import get_running_loop, run
+from .sync import Event, Queue
+from .tasks import create_task, get_running_loop, run, wait_for
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -31,6 +37,79 @@ EXIT_INTERRUPTED = 130
 
 class CommandError(Exception):
     """A failure to report as one line on stderr, with exit status 1."""
+
+
+def _reason(exc: OSError) -> str:
+    """Why a connection failed, in the system's words ("Connection refused").
+
+    The command's own message names the address, so the address netkit's
+    connect error repeats is left out.
+    """
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror or str(exc)  # "Name or service not known"
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc)
+
+
+# stdin is read in chunks of this size, and at most this many chunks ahead of
+# the network (1 MiB): a large file piped in is not read into memory at once.
+STDIN_CHUNK_SIZE = 64 * 1024
+STDIN_CHUNKS_AHEAD = 16
+
+
+class _StdinLines:
+    """stdin's lines (bytes), read on a daemon thread and handed to the loop.
+
+    Reading a terminal or a pipe blocks, so it cannot happen on the loop.  An
+    executor thread will not do either: one stuck in a read is waited for
+    when the loop shuts down, so the command would hang after its connection
+    is gone until the user pressed Enter.  Nobody waits for a daemon thread.
+    It reads the file descriptor with ``os.read`` rather than through
+    ``sys.stdin``: a daemon thread blocked inside ``sys.stdin.buffer`` holds
+    its lock, and the interpreter aborts when it cannot take that lock to
+    close stdin on exit.
+    """
+
+    def __init__(self, loop: EventLoop) -> None:
+        self._loop = loop
+        self._chunks: Queue[bytes] = Queue()  # b"" marks the end of input
+        self._room = threading.Semaphore(STDIN_CHUNKS_AHEAD)
+        self._buffer = bytearray()
+        self._ended = False
+        threading.Thread(target=self._read, args=(sys.stdin.fileno(),), name="netkit-stdin", daemon=True).start()
+
+    def _read(self, fd: int) -> None:
+        try:
+            while True:
+                self._room.acquire()
+                try:
+                    chunk = os.read(fd, STDIN_CHUNK_SIZE)
+                except OSError:
+                    chunk = b""  # stdin went away (a hung-up terminal): as good as its end
+                self._loop.call_soon_threadsafe(self._chunks.put_nowait, chunk)
+                if not chunk:
+                    return
+        except RuntimeError:
+            pass  # the loop is closed: the command is over
+
+    async def readline(self) -> bytes | None:
+        """The next line, with its line ending; ``None`` at the end of input."""
+        while True:
+            end = self._buffer.find(b"\n") + 1
+            if end:
+                line = bytes(self._buffer[:end])
+                del self._buffer[:end]
+                return line
+            if self._ended:
+                line, self._buffer = bytes(self._buffer), bytearray()
+                return line or None  # a last line without a newline still counts
+            chunk = await self._chunks.get()
+            self._room.release()
+            if chunk:
+                self._buffer += chunk
+            else:
+                self._ended = True
 
 
 # --------------------------------------------------------------------- echo
@@ -111,21 +190,18 @@ async def _send_framed(args: argparse.Namespace) -> int:
     try:
         reader, writer = await open_connection(args.host, args.port)
     except OSError as exc:
-        raise CommandError(f"cannot connect to {args.host}:{args.port}: {exc.strerror or exc}") from None
-    loop = get_running_loop()
+        raise CommandError(f"cannot connect to {args.host}:{args.port}: {_reason(exc)}") from None
+    lines = _StdinLines(get_running_loop())
 
     async def pump_stdin() -> None:
-        # Reading stdin blocks, so it runs on a thread; each line becomes one frame.
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.buffer.readline)
-            if not line:
-                break
-            writer.write(framer.encode(line.rstrip(b"\r\n")))
-            await writer.drain()
-        writer.write_eof()
-
-    from .framing import read_frame
-    from .tasks import create_task
+        # Each line becomes one frame; at the end of input, half-close and keep reading.
+        try:
+            while (line := await lines.readline()) is not None:
+                writer.write(framer.encode(line.rstrip(b"\r\n")))
+                await writer.drain()
+            writer.write_eof()
+        except OSError:
+            pass  # the connection is gone: the reading side reports it
 
     sender = create_task(pump_stdin())
     try:
@@ -137,6 +213,8 @@ async def _send_framed(args: argparse.Namespace) -> int:
             sys.stdout.flush()
     except (errors.ProtocolError, errors.IncompleteReadError) as exc:
         raise CommandError(f"bad frame from {args.host}:{args.port}: {exc}") from None
+    except OSError as exc:
+        raise CommandError(f"connection to {args.host}:{args.port} lost: {_reason(exc)}") from None
     finally:
         sender.cancel()
         writer.close()
@@ -163,34 +241,55 @@ async def _ws_client(args: argparse.Namespace) -> int:
             max_message_size=args.max_size,
         )
     except errors.InvalidURI as exc:
-        raise CommandError(f"invalid URI {args.uri!r}: {exc}") from None
+        raise CommandError(str(exc)) from None  # it quotes the URI and says what is wrong
     except errors.HandshakeError as exc:
-        raise CommandError(f"handshake rejected by {args.uri} (HTTP {exc.status}): {exc}") from None
+        raise CommandError(f"handshake with {args.uri} failed: {exc}") from None
     except OSError as exc:
-        raise CommandError(f"cannot connect to {args.uri}: {exc.strerror or exc}") from None
-    loop = get_running_loop()
+        raise CommandError(f"cannot connect to {args.uri}: {_reason(exc)}") from None
     print(f"connected to {args.uri}" + (f" (subprotocol {ws.subprotocol})" if ws.subprotocol else ""), file=sys.stderr)
 
-    async def pump_stdin() -> None:
-        while True:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
-                break
-            await ws.send(line.rstrip("\r\n"))
-        await ws.close()
+    lines = _StdinLines(get_running_loop())
+    encoding = sys.stdin.encoding or "utf-8"
 
-    from .tasks import create_task
+    message_arrived = Event()
+
+    async def pump_stdin() -> None:
+        try:
+            while (line := await lines.readline()) is not None:
+                # Text messages: bytes the terminal's encoding cannot read become U+FFFD.
+                await ws.send(line.decode(encoding, "replace").rstrip("\r\n"))
+            # End of input.  A WebSocket has no half-close: closing now would
+            # also cut off the answers still on their way (the server answers
+            # a close at once), so first wait until the server has been quiet
+            # for --linger seconds, as `nc -q` does.
+            while True:
+                message_arrived.clear()
+                try:
+                    await wait_for(message_arrived.wait(), args.linger)
+                except TimeoutError:
+                    break
+            await ws.close()
+        except errors.ConnectionClosed:
+            pass  # the receiving side reports how it ended
 
     sender = create_task(pump_stdin())
     try:
         async for message in ws:
+            message_arrived.set()
             text = message if isinstance(message, str) else f"<{len(message)} bytes: {message[:32].hex()}>"
             print(text, flush=True)
+    except errors.ConnectionClosedError:
+        pass  # reported below from the close code
     finally:
         sender.cancel()
         await ws.close()
+    # RFC 6455 §7.4.1: 1000 is a normal closure and 1001 a peer going away
+    # (a server shutting down); anything else means something went wrong.
+    if ws.close_code == 1006:
+        raise CommandError(f"connection to {args.uri} lost without a closing handshake (code 1006)")
     if ws.close_code not in (1000, 1001):
-        print(f"connection closed: code {ws.close_code} {ws.close_reason}".rstrip(), file=sys.stderr)
+        reason = f" ({ws.close_reason})" if ws.close_reason else ""
+        raise CommandError(f"connection to {args.uri} closed with code {ws.close_code}{reason}")
     return EXIT_OK
 
 
@@ -201,6 +300,7 @@ async def _chat(args: argparse.Namespace) -> int:
     from .chat.cli import run_from_arguments
 
     await run_from_arguments(args)
+    print("chat server stopped", flush=True)
     return EXIT_OK
 
 
@@ -227,21 +327,27 @@ def _parser() -> argparse.ArgumentParser:
         kind.add_argument(f"--{name}", dest="mode", action="store_const", const=name, help=f"{name} echo")
     echo.set_defaults(mode="tcp", run=_echo)
     echo.add_argument("--host", default="127.0.0.1")
-    echo.add_argument("--port", type=int, default=9000, help="0: any free port")
-    echo.add_argument("--max-size", type=int, default=16 * 1024 * 1024, help="largest frame/message (framed, ws)")
+    echo.add_argument("--port", type=listen_port, default=9000, help="default 9000; 0: any free port")
+    echo.add_argument("--max-size", type=positive_int, default=16 * 1024 * 1024, help="largest frame/message (framed, ws)")
 
     ws = commands.add_parser("ws", parents=[logging_options], help="interactive WebSocket client: stdin lines out, messages in")
     ws.add_argument("uri", help="ws://host:port/path")
     ws.add_argument("--subprotocol", action="append", help="offer this subprotocol (repeatable)")
     ws.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
-    ws.add_argument("--max-size", type=int, default=1024 * 1024, help="largest message accepted")
+    ws.add_argument("--max-size", type=positive_int, default=1024 * 1024, help="largest message accepted")
+    ws.add_argument(
+        "--linger",
+        type=non_negative_float,
+        default=1.0,
+        help="after the end of input, close once the server has been quiet this many seconds (default 1)",
+    )
     ws.set_defaults(run=_ws_client)
 
     send = commands.add_parser("send", parents=[logging_options], help="send stdin's lines as frames, print what comes back")
     send.add_argument("--framed", action="store_true", required=True, help="4-byte big-endian length prefix")
     send.add_argument("host")
-    send.add_argument("port", type=int)
-    send.add_argument("--max-size", type=int, default=16 * 1024 * 1024, help="largest frame accepted")
+    send.add_argument("port", type=connect_port)
+    send.add_argument("--max-size", type=positive_int, default=16 * 1024 * 1024, help="largest frame accepted")
     send.set_defaults(run=_send_framed)
     return parser
 

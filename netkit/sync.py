@@ -189,6 +189,8 @@ class BoundedSemaphore(Semaphore):
         self._bound = value
 
     def release(self) -> None:
+        """Give a slot back; ``ValueError`` if every slot is already free,
+        which means a ``release()`` without its ``acquire()``."""
         if self._value >= self._bound:
             raise ValueError("BoundedSemaphore released too many times")
         super().release()

@@ -35,6 +35,7 @@ class TestLoop(EventLoop):
         super().__init__()
 
     def time(self) -> float:
+        """The virtual clock: ``start`` plus every ``advance()`` and autojump so far."""
         return self._virtual_now
 
     def advance(self, seconds: float) -> None:

@@ -11,6 +11,7 @@ import logging
 import sys
 from typing import Sequence
 
+from .._argtypes import listen_port, positive_int
 from ..tasks import run
 from .room import ChatLimits
 from .server import DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_TCP_PORT, WEBSOCKET_PATH, ChatServer, run_chat_server
@@ -25,14 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = ChatLimits()
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument(
-        "--http-port", type=int, default=DEFAULT_HTTP_PORT, help=f"page and WebSocket port (default {DEFAULT_HTTP_PORT}; 0: any free port)"
+        "--http-port", type=listen_port, default=DEFAULT_HTTP_PORT, help=f"page and WebSocket port (default {DEFAULT_HTTP_PORT}; 0: any free port)"
     )
     parser.add_argument(
-        "--tcp-port", type=int, default=DEFAULT_TCP_PORT, help=f"framed TCP port for terminal clients (default {DEFAULT_TCP_PORT}; 0: any free port)"
+        "--tcp-port", type=listen_port, default=DEFAULT_TCP_PORT, help=f"framed TCP port for terminal clients (default {DEFAULT_TCP_PORT}; 0: any free port)"
     )
-    parser.add_argument("--max-clients", type=int, default=defaults.max_clients, help=f"default {defaults.max_clients}")
+    parser.add_argument("--max-clients", type=positive_int, default=defaults.max_clients, help=f"default {defaults.max_clients}")
     parser.add_argument(
-        "--max-text-bytes", type=int, default=defaults.max_text_bytes, help=f"longest message in bytes (default {defaults.max_text_bytes})"
+        "--max-text-bytes", type=positive_int, default=defaults.max_text_bytes, help=f"longest message in bytes (default {defaults.max_text_bytes})"
     )
     parser.add_argument(
         "--log-level",

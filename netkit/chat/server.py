@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import socket
 from typing import Any, Callable
 
 from .. import framing, websocket
@@ -233,6 +234,13 @@ class ChatServer:
     def tcp_address(self) -> tuple[str, int] | None:
         """``(host, port)`` of the framed TCP door, once started."""
         return self._bound(self._tcp_server)
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets (the HTTP door's, then the TCP door's), once
+        started: to read their addresses or set socket options, which the
+        connections accepted afterwards inherit on Linux and the BSDs."""
+        return tuple(sock for server in (self._web_server, self._tcp_server) if server is not None for sock in server.sockets)
 
     @staticmethod
     def _bound(server: Any) -> tuple[str, int] | None:

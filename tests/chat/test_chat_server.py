@@ -273,6 +273,62 @@ def test_three_doors_one_room_same_order_for_everyone() -> None:
     run(scenario())
 
 
+def test_nickname_rules_hold_across_doors() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.http_address is not None and server.tcp_address is not None
+            web = await WebSocketClient.connect(server.http_address, "Ann")
+            term = await FramedClient.connect(server.tcp_address)
+            refusals = []
+            for message in (
+                {"type": "say", "text": "before joining"},
+                {"type": "join", "nick": "ann"},  # taken, whatever the case
+                {"type": "join", "nick": "bad nick!"},
+                {"type": "join", "nick": "x" * 25},
+                {"type": "join", "nick": "-dash-first"},
+            ):
+                term.send(message)
+                refusals.append((await term.receive())["code"])  # type: ignore[index]
+            assert refusals == ["not_joined", "nick_taken", "invalid_nick", "invalid_nick", "invalid_nick"]
+
+            term.send({"type": "join", "nick": "bob"})  # the connection stayed usable
+            welcome = await term.receive()
+            assert welcome is not None and (welcome["type"], welcome["members"]) == ("welcome", ["Ann", "bob"])
+            term.send({"type": "join", "nick": "bob2"})
+            assert (await term.receive())["code"] == "already_joined"  # type: ignore[index]
+
+            await web.close()
+            assert (await term.receive())["type"] == "left"  # type: ignore[index]
+            again = await WebSocketClient.connect(server.http_address, "ANN")  # free again once she left
+            await again.close()
+            await term.close()
+
+    run(scenario())
+
+
+def test_history_from_both_doors_is_replayed_to_a_websocket_newcomer() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.http_address is not None and server.tcp_address is not None
+            web = await WebSocketClient.connect(server.http_address, "web")
+            term = await FramedClient.connect(server.tcp_address, "term")
+            await web.send({"type": "say", "text": "from the browser door"})
+            await term.receive_until(lambda m: m.get("type") == "message")
+            term.send({"type": "say", "text": "from the terminal door"})
+            await term.receive_until(lambda m: m.get("type") == "message")
+            late = await WebSocketClient.connect(server.http_address)
+            await late.send({"type": "join", "nick": "late"})
+            welcome = await late.receive()
+            assert [(m["nick"], m["text"]) for m in welcome["history"]] == [
+                ("web", "from the browser door"),
+                ("term", "from the terminal door"),
+            ]
+            for client in (web, term, late):
+                await client.close()
+
+    run(scenario())
+
+
 # ------------------------------------------------------------------- shutdown
 
 

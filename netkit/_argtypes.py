@@ -1,0 +1,56 @@
+"""``argparse`` types for netkit's command lines (``python -m netkit`` and the
+chat server's options).
+
+A value out of range is a usage error, reported by argparse as one line
+with exit status 2, instead of a traceback from deep inside ``bind()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["listen_port", "connect_port", "positive_int", "non_negative_float"]
+
+_MAX_PORT = 65535
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def listen_port(text: str) -> int:
+    """A port to listen on: 0 (any free port) to 65535."""
+    port = _integer(text)
+    if not 0 <= port <= _MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is not a port: use 0 (any free port) to {_MAX_PORT}")
+    return port
+
+
+def connect_port(text: str) -> int:
+    """A port to connect to: 1 to 65535."""
+    port = _integer(text)
+    if not 1 <= port <= _MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is not a port to connect to: use 1 to {_MAX_PORT}")
+    return port
+
+
+def positive_int(text: str) -> int:
+    """A count or a size: 1 or more."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too small: it must be at least 1")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A duration in seconds: 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a duration: use 0 or more seconds")
+    return value

@@ -1,0 +1,348 @@
+"""``python -m netkit`` run as a user runs it: every command as a subprocess.
+
+Servers listen on port 0 and the test reads the port from their first line.
+A failure a user can cause (a bad URI, nobody listening, a dropped
+connection) must end with exactly one line on stderr and status 1; a usage
+error with status 2.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Bounds for a subprocess to answer on a busy machine; reaching one means the
+# command hangs, which is itself the failure being tested for.
+PROCESS_TIMEOUT = 30.0
+
+
+def netkit_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "netkit", *args]
+
+
+def environment() -> dict[str, str]:
+    """The subprocess imports this checkout's netkit, installed or not."""
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(ROOT) if not path else f"{ROOT}{os.pathsep}{path}", "PYTHONUNBUFFERED": "1"}
+
+
+def run_netkit(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        netkit_command(*args), input=stdin, capture_output=True, text=True, timeout=PROCESS_TIMEOUT, env=environment()
+    )
+
+
+def read_line(process: subprocess.Popen[str]) -> str:
+    """The next line of ``process``'s stdout, failing (not hanging) if none comes."""
+    assert process.stdout is not None
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(process.stdout.readline)
+        try:
+            line = pending.result(PROCESS_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            process.kill()  # unblocks the readline
+            raise AssertionError(f"{process.args} printed nothing within {PROCESS_TIMEOUT:g} s") from None
+    if not line:
+        _, err = process.communicate(timeout=PROCESS_TIMEOUT)
+        raise AssertionError(f"{process.args} exited with {process.returncode} before printing; stderr: {err}")
+    return line
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], prefix: str) -> str:
+    """Check a failure's shape (status 1, one line on stderr, nothing on stdout) and return the line."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+@contextmanager
+def spawn_netkit(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``netkit ARGS`` with pipes on stdin, stdout and stderr; killed on the way
+    out if the test left it running."""
+    process = subprocess.Popen(
+        netkit_command(*args),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
+    with process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+class RunningServer:
+    def __init__(self, process: subprocess.Popen[str], banner: str, port: int) -> None:
+        self.process = process
+        self.banner = banner
+        self.port = port
+        self.expect_clean_exit = True
+
+
+@contextmanager
+def netkit_server(*args: str) -> Iterator[RunningServer]:
+    """Start ``netkit echo ...`` on a free port; on exit stop it with SIGTERM
+    and check that it stopped cleanly (unless the test killed it)."""
+    with spawn_netkit(*args, "--port", "0") as process:
+        banner = read_line(process)
+        found = re.fullmatch(r"\w+ echo server listening on 127\.0\.0\.1:(\d+)\n", banner)
+        assert found, banner
+        server = RunningServer(process, banner, int(found.group(1)))
+        yield server
+        if server.expect_clean_exit:
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=PROCESS_TIMEOUT)
+            assert process.returncode == 0, err
+            assert "Traceback" not in err, err
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    return data
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A port where connections are refused: bound (so nobody else takes it) but not listening."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()[1]
+
+
+# ---------------------------------------------------------------------- help
+
+
+@pytest.mark.parametrize("command", ["", "chat", "echo", "ws", "send"])
+def test_help(command: str) -> None:
+    result = run_netkit(*([command] if command else []), "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: netkit {command}".rstrip())
+    if not command:
+        for name in ("chat", "echo", "ws", "send"):
+            assert re.search(rf"^\s+{name}\s", result.stdout, flags=re.MULTILINE), result.stdout
+
+
+# ---------------------------------------------------------------------- echo
+
+
+def test_echo_tcp_answers() -> None:
+    with netkit_server("echo", "--tcp") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=PROCESS_TIMEOUT) as client:
+            client.sendall(b"hello, ")
+            client.sendall(b"netkit")
+            assert recv_exactly(client, 13) == b"hello, netkit"
+
+
+def test_echo_udp_answers() -> None:
+    with netkit_server("echo", "--udp") as server:
+        assert server.banner.startswith("udp echo")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(PROCESS_TIMEOUT)
+            client.sendto(b"one datagram", ("127.0.0.1", server.port))
+            data, sender = client.recvfrom(2048)
+            assert (data, sender) == (b"one datagram", ("127.0.0.1", server.port))
+
+
+def test_echo_framed_answers_frame_by_frame() -> None:
+    with netkit_server("echo", "--framed") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=PROCESS_TIMEOUT) as client:
+            # Two frames in one write: the echo must answer both, whole.
+            client.sendall(struct.pack("!I", 3) + b"abc" + struct.pack("!I", 0))
+            assert recv_exactly(client, 4 + 3 + 4) == struct.pack("!I", 3) + b"abc" + struct.pack("!I", 0)
+
+
+def test_echo_framed_closes_a_connection_over_max_size() -> None:
+    with netkit_server("echo", "--framed", "--max-size", "10") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=PROCESS_TIMEOUT) as client:
+            client.sendall(struct.pack("!I", 11))
+            assert client.recv(1) == b""  # refused at the header, before any body
+
+
+def test_send_framed_round_trips_lines_through_echo_framed() -> None:
+    with netkit_server("echo", "--framed") as server:
+        result = run_netkit("send", "--framed", "127.0.0.1", str(server.port), stdin="one\ntwo words\n\nünïcode\n")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "one\ntwo words\n\nünïcode\n"
+        assert result.stderr == ""
+
+
+def test_ws_round_trips_lines_through_echo_ws() -> None:
+    with netkit_server("echo", "--ws") as server:
+        uri = f"ws://127.0.0.1:{server.port}/"
+        with spawn_netkit("ws", uri, "--linger", "0") as client:
+            assert client.stdin is not None
+            # One line at a time: each echo is read before the next line goes out.
+            for line in ("hello", "wörld ✓", '{"json": true}'):
+                client.stdin.write(line + "\n")
+                client.stdin.flush()
+                assert read_line(client) == line + "\n"
+            # End of input: every answer is in, so close with 1000 at once and exit.
+            out, err = client.communicate(timeout=PROCESS_TIMEOUT)
+        assert client.returncode == 0, err
+        assert (out, err) == ("", f"connected to {uri}\n")
+
+
+def test_ws_with_piped_input_waits_for_the_answers_before_closing() -> None:
+    """All the input arrives at once and ends at once; the echoes must not be
+    cut off by the close that follows the end of input."""
+    with netkit_server("echo", "--ws") as server:
+        lines = [f"line {number}" for number in range(20)]
+        result = run_netkit("ws", f"ws://127.0.0.1:{server.port}/", "--linger", "2", stdin="".join(f"{line}\n" for line in lines))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == lines
+
+
+def test_ws_reports_a_dropped_connection_in_one_line() -> None:
+    with netkit_server("echo", "--ws") as server:
+        uri = f"ws://127.0.0.1:{server.port}/"
+        with spawn_netkit("ws", uri) as client:
+            assert client.stdin is not None
+            client.stdin.write("ping\n")
+            client.stdin.flush()
+            assert read_line(client) == "ping\n"
+            server.expect_clean_exit = False
+            server.process.kill()  # gone without a closing handshake
+            server.process.wait(PROCESS_TIMEOUT)
+            # stdin stays open: the client must notice the loss by itself.
+            client.wait(PROCESS_TIMEOUT)
+            err = client.stderr.read()  # type: ignore[union-attr]
+        assert client.returncode == 1, err
+        assert err.splitlines() == [
+            f"connected to {uri}",
+            f"netkit ws: connection to {uri} lost without a closing handshake (code 1006)",
+        ]
+
+
+# ---------------------------------------------------------------------- chat
+
+
+def test_chat_serves_the_page_and_stops_cleanly_on_sigterm() -> None:
+    with spawn_netkit("chat", "--http-port", "0", "--tcp-port", "0") as process:
+        banner = [read_line(process) for _ in range(4)]
+        assert banner[3] == "press Ctrl-C to stop\n", banner
+        http_port = int(re.fullmatch(r"chat page: http://127\.0\.0\.1:(\d+)/\n", banner[0]).group(1))  # type: ignore[union-attr]
+        assert banner[1] == f"websocket: ws://127.0.0.1:{http_port}/ws\n"
+        tcp_port = int(re.match(r"terminal clients: 127\.0\.0\.1:(\d+) ", banner[2]).group(1))  # type: ignore[union-attr]
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/", timeout=PROCESS_TIMEOUT) as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+            assert b'id="messages"' in response.read()
+
+        # The WebSocket door, through `netkit ws`: a join is answered with a welcome.
+        with spawn_netkit("ws", f"ws://127.0.0.1:{http_port}/ws", "--linger", "0") as client:
+            assert client.stdin is not None
+            client.stdin.write(json.dumps({"type": "join", "nick": "cli"}) + "\n")
+            client.stdin.flush()
+            welcome = json.loads(read_line(client))
+            assert (welcome["type"], welcome["nick"]) == ("welcome", "cli")
+            _, client_err = client.communicate(timeout=PROCESS_TIMEOUT)
+        assert client.returncode == 0, client_err
+
+        # A path that is not the WebSocket's: the handshake is refused with the HTTP status.
+        refused = run_netkit("ws", f"ws://127.0.0.1:{http_port}/nothing-here")
+        line = one_error_line(refused, f"netkit ws: handshake with ws://127.0.0.1:{http_port}/nothing-here failed")
+        assert "404" in line
+
+        # The terminal door answers too.
+        with socket.create_connection(("127.0.0.1", tcp_port), timeout=PROCESS_TIMEOUT) as terminal:
+            join = json.dumps({"type": "join", "nick": "term"}).encode()
+            terminal.sendall(struct.pack("!I", len(join)) + join)
+            (length,) = struct.unpack("!I", recv_exactly(terminal, 4))
+            assert json.loads(recv_exactly(terminal, length))["type"] == "welcome"
+
+            process.send_signal(signal.SIGTERM)
+            out, err = process.communicate(timeout=PROCESS_TIMEOUT)
+            assert terminal.recv(1) == b""  # closed by the shutdown
+    assert process.returncode == 0, err
+    assert out.splitlines()[-1] == "chat server stopped"
+    assert "event=shutdown clients=1" in err and "Traceback" not in err
+
+
+# -------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("http://127.0.0.1/", "is not a WebSocket URI"),
+        ("ws://", "has no host"),
+        ("ws://[::1", "is not a valid URI"),
+        ("ws://127.0.0.1:99999/", "is not a valid URI"),
+        ("wss://127.0.0.1/", "needs TLS"),
+    ],
+)
+def test_ws_bad_uri_is_one_line_and_status_1(uri: str, says: str) -> None:
+    line = one_error_line(run_netkit("ws", uri), "netkit ws: ")
+    assert says in line, line
+
+
+def test_ws_refused_connection_is_one_line_and_status_1(refusing_port: int) -> None:
+    uri = f"ws://127.0.0.1:{refusing_port}/"
+    line = one_error_line(run_netkit("ws", uri), "netkit ws: ")
+    assert line == f"netkit ws: cannot connect to {uri}: Connection refused"
+
+
+def test_send_refused_connection_is_one_line_and_status_1(refusing_port: int) -> None:
+    line = one_error_line(run_netkit("send", "--framed", "127.0.0.1", str(refusing_port)), "netkit send: ")
+    assert line == f"netkit send: cannot connect to 127.0.0.1:{refusing_port}: Connection refused"
+
+
+def test_listening_on_a_taken_port_is_one_line_and_status_1() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        line = one_error_line(run_netkit("echo", "--tcp", "--port", str(port)), "netkit echo: ")
+    assert "Address already in use" in line and str(port) in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["frobnicate"],
+        ["echo", "--tcp", "--udp"],
+        ["echo", "--port", "65536"],
+        ["echo", "--port", "nine"],
+        ["echo", "--max-size", "0"],
+        ["ws"],
+        ["ws", "ws://127.0.0.1:1/", "--max-size", "-1"],
+        ["ws", "ws://127.0.0.1:1/", "--linger", "soon"],
+        ["send", "127.0.0.1", "9000"],
+        ["send", "--framed", "127.0.0.1", "0"],
+        ["chat", "--http-port", "-1"],
+        ["chat", "--max-clients", "0"],
+    ],
+    ids=lambda args: " ".join(args) or "no command",
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = run_netkit(*args)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert result.stderr.startswith("usage: netkit") and "error:" in result.stderr
+    assert "Traceback" not in result.stderr
