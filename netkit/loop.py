@@ -42,7 +42,9 @@ from .futures import Future, wrap_concurrent_future
 from .transports import create as _create
 
 if TYPE_CHECKING:
+    from .protocols import DatagramProtocol, Protocol
     from .tasks import Task
+    from .transports import DatagramTransport, Server, StreamTransport
 
 __all__ = ["EventLoop", "Handle", "TimerHandle"]
 
@@ -732,29 +734,35 @@ class EventLoop:
     # The transports live in netkit/transports; these methods only give them
     # asyncio's names and argument lists on the loop.
 
-    async def create_server(self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any) -> Any:
+    async def create_server(
+        self, protocol_factory: Callable[[], Protocol], host: Any = None, port: Any = None, **kwargs: Any
+    ) -> Server:
         """Listen on ``host``:``port`` (``None``/``""``: every family; port 0: a free one)
         and return a ``Server``.  Options: ``family``, ``flags``, ``sock``, ``backlog``,
         ``reuse_address``, ``reuse_port``, ``start_serving``."""
         return await _create.create_server(self, protocol_factory, host, port, **kwargs)
 
-    async def create_connection(self, protocol_factory: Callable[[], Any], host: Any = None, port: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+    async def create_connection(
+        self, protocol_factory: Callable[[], Protocol], host: Any = None, port: Any = None, **kwargs: Any
+    ) -> tuple[StreamTransport, Protocol]:
         """Connect over TCP and return ``(transport, protocol)``.  Options: ``family``,
         ``proto``, ``flags``, ``sock``, ``local_addr``, ``happy_eyeballs_delay``."""
         return await _create.create_connection(self, protocol_factory, host, port, **kwargs)
 
-    async def create_unix_server(self, protocol_factory: Callable[[], Any], path: Any = None, **kwargs: Any) -> Any:
+    async def create_unix_server(self, protocol_factory: Callable[[], Protocol], path: Any = None, **kwargs: Any) -> Server:
         """Listen on a Unix socket and return a ``Server``.  Options: ``sock``,
         ``backlog``, ``start_serving``, ``cleanup_socket``."""
         return await _create.create_unix_server(self, protocol_factory, path, **kwargs)
 
-    async def create_unix_connection(self, protocol_factory: Callable[[], Any], path: Any = None, **kwargs: Any) -> tuple[Any, Any]:
+    async def create_unix_connection(
+        self, protocol_factory: Callable[[], Protocol], path: Any = None, **kwargs: Any
+    ) -> tuple[StreamTransport, Protocol]:
         """Connect to a Unix socket and return ``(transport, protocol)``."""
         return await _create.create_unix_connection(self, protocol_factory, path, **kwargs)
 
     async def create_datagram_endpoint(
-        self, protocol_factory: Callable[[], Any], local_addr: Any = None, remote_addr: Any = None, **kwargs: Any
-    ) -> tuple[Any, Any]:
+        self, protocol_factory: Callable[[], DatagramProtocol], local_addr: Any = None, remote_addr: Any = None, **kwargs: Any
+    ) -> tuple[DatagramTransport, DatagramProtocol]:
         """Open a UDP endpoint and return ``(transport, protocol)``.  Options: ``family``,
         ``proto``, ``flags``, ``reuse_port``, ``allow_broadcast``, ``sock``."""
         return await _create.create_datagram_endpoint(self, protocol_factory, local_addr, remote_addr, **kwargs)

@@ -129,9 +129,11 @@ class Task(Future[_T]):
         return self._num_cancels_requested
 
     def set_result(self, result: Any) -> None:
+        """Not allowed: a task's result is what its coroutine returns (raises ``RuntimeError``)."""
         raise RuntimeError("a Task's result is its coroutine's return value; it cannot be set")
 
     def set_exception(self, exception: Any) -> None:
+        """Not allowed: a task's exception is what its coroutine raises (raises ``RuntimeError``)."""
         raise RuntimeError("a Task's exception is what its coroutine raises; it cannot be set")
 
     def print_stack(self, *, limit: int | None = None, file: Any = None) -> None:
