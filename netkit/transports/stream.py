@@ -246,6 +246,10 @@ class StreamTransport:
         if self._state is not TransportState.OPEN or self._eof_requested:
             self._write_refused()
             return
+        if type(data) is not bytes:
+            # Count bytes, not items: len() of a memoryview over an array('I')
+            # is its number of 4-byte items, which send() does not return.
+            data = memoryview(data).cast("B")
         if not self._buffer:
             try:
                 sent = self._sock.send(data)  # type: ignore[union-attr]
@@ -258,9 +262,9 @@ class StreamTransport:
                 return
             # Keep the unsent tail without copying immutable data; a mutable
             # buffer is copied, since the caller may reuse it after write().
-            data = memoryview(data)[sent:] if isinstance(data, bytes) else bytes(memoryview(data)[sent:])
+            data = memoryview(data)[sent:] if type(data) is bytes else bytes(data[sent:])
             self._loop.add_writer(self._fileno, self._write_ready)
-        elif not isinstance(data, bytes):
+        elif type(data) is not bytes:
             data = bytes(data)
         self._buffer_append(data)
 
