@@ -61,6 +61,7 @@ class DatagramTransport:
         self._protocol_paused = False
         self._reading = False
         self._reading_paused = False
+        self._protocol_connected = False  # connection_made was called
         self._connection_lost_called = False
         self._recv_buffer = bytearray(MAX_DATAGRAM)
         self._recv_view = memoryview(self._recv_buffer)
@@ -75,6 +76,13 @@ class DatagramTransport:
         loop.call_soon(self._start, waiter)
 
     def _start(self, waiter: Any) -> None:
+        if self._state is not TransportState.OPEN:
+            # Closed before it started: the protocol hears of neither
+            # connection_made nor connection_lost.
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ConnectionError("the endpoint closed before it was set up"))
+            return
+        self._protocol_connected = True
         try:
             self._protocol.connection_made(self)
         except BaseException as exc:
@@ -292,7 +300,8 @@ class DatagramTransport:
             return
         self._connection_lost_called = True
         try:
-            self._protocol.connection_lost(exc)
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
         finally:
             sock = self._sock
             self._sock = None

@@ -99,6 +99,7 @@ class StreamTransport:
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_LOW_WATER
         self._protocol_paused = False
+        self._protocol_connected = False  # connection_made was called
         self._connection_lost_called = False
         self._warned_closed_write = False
         self._extra: dict[str, Any] = {"socket": sock}
@@ -115,9 +116,13 @@ class StreamTransport:
 
     def _start(self, waiter: Any) -> None:
         if self._state is not TransportState.OPEN:
+            # Closed before it started (a server's abort_clients() right after
+            # the accept): the protocol hears of neither connection_made nor
+            # connection_lost.
             if waiter is not None and not waiter.done():
                 waiter.set_exception(ConnectionError("the connection closed before it was set up"))
             return
+        self._protocol_connected = True
         try:
             self._protocol.connection_made(self)
         except BaseException as exc:
@@ -462,7 +467,8 @@ class StreamTransport:
             return
         self._connection_lost_called = True
         try:
-            self._protocol.connection_lost(exc)
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
         finally:
             sock = self._sock
             self._sock = None
