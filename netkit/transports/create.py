@@ -482,9 +482,13 @@ async def create_datagram_endpoint(
             peer = sock.getpeername()
         except OSError:
             peer = None
-    protocol = protocol_factory()
-    waiter: Future[None] = loop.create_future()
-    transport = DatagramTransport(loop, sock, protocol, address=peer, waiter=waiter)
+    try:
+        protocol = protocol_factory()
+        waiter: Future[None] = loop.create_future()
+        transport = DatagramTransport(loop, sock, protocol, address=peer, waiter=waiter)
+    except BaseException:
+        sock.close()
+        raise
     try:
         await waiter
     except BaseException:
