@@ -1,0 +1,133 @@
+"""Unix stream sockets: servers, connections, stale socket files, cleanup."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import sys
+from typing import Any, Iterator
+
+import pytest
+
+import netkit
+from netkit import EventLoop
+
+from transport_helpers import Echo, Recorder, pattern
+
+
+@pytest.fixture
+def path(tmp_path: Any) -> Iterator[str]:
+    # Unix socket paths are limited to ~107 bytes: pytest's tmp_path may be longer.
+    directory = f"/tmp/netkit-unix-{os.getpid()}-{id(tmp_path) & 0xFFFF}"
+    os.makedirs(directory, exist_ok=True)
+    yield f"{directory}/server.sock"
+    for name in os.listdir(directory):
+        os.remove(os.path.join(directory, name))
+    os.rmdir(directory)
+
+
+async def test_echo_and_half_close_over_a_unix_socket(loop: EventLoop, path: str) -> None:
+    server = await loop.create_unix_server(Echo, path)
+    assert server.sockets[0].family == socket.AF_UNIX
+    transport, client = await loop.create_unix_connection(lambda: Recorder(loop), path)
+    assert transport.get_extra_info("peername") == path
+    payload = pattern(4 * 1024 * 1024)
+    transport.write(payload)
+    assert transport.can_write_eof()
+    transport.write_eof()
+    await client.got_eof
+    assert client.data == payload
+    assert await client.lost is None
+    server.close()
+    await server.wait_closed()
+    assert not os.path.exists(path)  # removed by close()
+
+
+async def test_a_stale_socket_file_from_a_crashed_server_is_replaced(loop: EventLoop, path: str) -> None:
+    crashed = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    crashed.bind(path)
+    crashed.listen()
+    crashed.close()  # a crash leaves the file behind, with nobody listening
+    assert os.path.exists(path)
+    server = await loop.create_unix_server(Echo, path)
+    reader, writer = await netkit.open_unix_connection(path)
+    writer.write(b"alive")
+    assert await reader.readexactly(5) == b"alive"
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_live_server_socket_is_never_stolen(loop: EventLoop, path: str) -> None:
+    server = await loop.create_unix_server(Echo, path)
+    with pytest.raises(OSError) as info:
+        await loop.create_unix_server(Echo, path)
+    assert info.value.errno == errno.EADDRINUSE
+    reader, writer = await netkit.open_unix_connection(path)  # the first still serves
+    writer.write(b"still here")
+    assert await reader.readexactly(10) == b"still here"
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    server.close_clients()  # the probe's connection too
+    await server.wait_closed()
+
+
+async def test_a_file_that_is_not_a_socket_is_left_alone(loop: EventLoop, path: str) -> None:
+    with open(path, "w") as file:
+        file.write("precious")
+    with pytest.raises(OSError) as info:
+        await loop.create_unix_server(Echo, path)
+    assert info.value.errno == errno.EEXIST
+    with open(path) as file:
+        assert file.read() == "precious"
+
+
+async def test_cleanup_socket_false_keeps_the_file(loop: EventLoop, path: str) -> None:
+    server = await loop.create_unix_server(Echo, path, cleanup_socket=False)
+    server.close()
+    await server.wait_closed()
+    assert os.path.exists(path)
+
+
+async def test_connecting_to_a_path_nobody_listens_on(loop: EventLoop, path: str) -> None:
+    with pytest.raises(FileNotFoundError):
+        await loop.create_unix_connection(lambda: Recorder(loop), path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.close()
+    with pytest.raises(ConnectionRefusedError):
+        await loop.create_unix_connection(lambda: Recorder(loop), path)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets are Linux-only")
+async def test_abstract_namespace_socket(loop: EventLoop) -> None:
+    name = f"\0netkit-test-{os.getpid()}"
+    server = await loop.create_unix_server(Echo, name)
+    reader, writer = await netkit.open_unix_connection(name)
+    writer.write(b"abstract")
+    assert await reader.readexactly(8) == b"abstract"
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_unix_streams_api(loop: EventLoop, path: str) -> None:
+    async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
+        line = await reader.readline()
+        writer.write(line.upper())
+        await writer.drain()
+        writer.close()
+
+    server = await netkit.start_unix_server(handle, path)
+    reader, writer = await netkit.open_unix_connection(path)
+    writer.write(b"shout this\n")
+    assert await reader.readline() == b"SHOUT THIS\n"
+    assert await reader.read() == b""
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
