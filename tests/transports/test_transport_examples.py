@@ -153,3 +153,18 @@ def test_half_close_server_and_client_apart(servers: list[RunningServer]) -> Non
     status, out, err = server.stop()
     assert status == 0, err
     assert "server stopped" in out
+
+
+DOCS = os.path.join(os.path.dirname(EXAMPLES), "docs", "tcp-udp.md")
+SNIPPET = re.compile(r"<!-- from (examples/[\w.]+) -->\n```python\n(.*?)```", re.S)
+
+
+def test_the_code_in_the_tcp_udp_guide_is_the_examples_code() -> None:
+    with open(DOCS) as file:
+        guide = file.read()
+    snippets = SNIPPET.findall(guide)
+    assert len(snippets) >= 6
+    for path, code in snippets:
+        with open(os.path.join(os.path.dirname(EXAMPLES), path)) as file:
+            source = file.read()
+        assert code in source, f"the excerpt of {path} in docs/tcp-udp.md no longer matches the example"
