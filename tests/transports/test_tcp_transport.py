@@ -665,3 +665,38 @@ async def test_a_failing_protocol_is_reported_and_its_connection_dropped(loop: E
     transport2.close()
     await client2.lost
     await closed_server(server)
+
+
+async def test_bulk_reads_then_small_ones_then_eof_arrive_intact(loop: EventLoop) -> None:
+    # Large reads switch the transport to sizing reads with FIONREAD; a slower
+    # flow switches it back; the EOF must be seen on either path.
+    peers: list[Recorder] = []
+    server = await loop.create_server(lambda: peers.append(PausedReader(loop)) or peers[-1], "127.0.0.1", 0)
+    transport, client = await connect(loop, server)
+    bulk = pattern(8 * MiB, seed=8)
+    transport.write(bulk)
+    await _eventually(peers, "made")
+    peer = peers[0]
+    sized_reads = []
+    recv_queued = peer.transport._recv_queued
+
+    def counting() -> bytes:
+        sized_reads.append(None)
+        return recv_queued()
+
+    peer.transport._recv_queued = counting
+    peer.transport.resume_reading()  # several hundred KiB are queued: a large first read
+    await peer.wait_bytes(len(bulk))
+    assert sized_reads, "the bulk path was not taken"
+    for index in range(20):
+        transport.write(b"small %d;" % index)
+        await peer.wait_bytes(len(bulk) + len(b"".join(b"small %d;" % i for i in range(index + 1))))
+    assert not peer.transport._large_reads
+    transport.write(bulk)
+    transport.write_eof()
+    await peer.got_eof
+    assert peer.data == bulk + b"".join(b"small %d;" % i for i in range(20)) + bulk
+    transport.close()
+    await client.lost
+    await peer.lost
+    await closed_server(server)
