@@ -121,7 +121,7 @@ class Server:
         # storm then costs one select() per burst instead of one per client.
         for _ in range(self._backlog):
             try:
-                conn, _addr = sock.accept()
+                conn, addr = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -149,7 +149,7 @@ class Server:
                 if isinstance(exc, (SystemExit, KeyboardInterrupt)):
                     raise
                 continue
-            StreamTransport(self._loop, conn, protocol, server=self)
+            StreamTransport(self._loop, conn, protocol, server=self, peername=addr)
 
     def _pause_accepting(self) -> None:
         for sock in self._sockets:

@@ -640,7 +640,41 @@ async def test_extra_info_names_both_ends_and_the_socket(loop: EventLoop) -> Non
     assert "open" in repr(transport)
     transport.close()
     await client.lost
+    # The peer's address outlives the socket; the local one needs the socket.
+    assert transport.get_extra_info("peername") == ("127.0.0.1", port_of(server))
+    assert transport.get_extra_info("sockname", "closed") == "closed"
+    assert transport.get_extra_info("socket") is None
     await closed_server(server)
+
+
+async def test_the_server_side_knows_its_peer_even_after_a_reset(loop: EventLoop) -> None:
+    peers: list[Recorder] = []
+    server = await loop.create_server(lambda: peers.append(Recorder(loop)) or peers[-1], "127.0.0.1", 0)
+    transport, client = await connect(loop, server)
+    client_address = transport.get_extra_info("sockname")
+    await _eventually(peers, "made")
+    _reset_on_close(transport.get_extra_info("socket"))
+    transport.abort()
+    assert isinstance(await peers[0].lost, ConnectionResetError)
+    assert peers[0].transport.get_extra_info("peername") == client_address
+    assert str(client_address[1]) in repr(peers[0].transport)
+    await client.lost
+    await closed_server(server)
+
+
+async def test_extras_given_by_the_creator_are_returned(loop: EventLoop) -> None:
+    from netkit.transports.stream import StreamTransport
+
+    left, right = socket.socketpair()
+    protocol = Recorder(loop)
+    transport = StreamTransport(loop, left, protocol, extra={"peername": "the other end", "cert": {"cn": "x"}})
+    await protocol.made
+    assert transport.get_extra_info("peername") == "the other end"
+    assert transport.get_extra_info("cert") == {"cn": "x"}
+    assert transport.get_extra_info("sockname") == left.getsockname()
+    transport.close()
+    await protocol.lost
+    right.close()
 
 
 # ----------------------------------------------------- protocol failures
