@@ -150,6 +150,8 @@ class Server:
                     raise
                 continue
             StreamTransport(self._loop, conn, protocol, server=self, peername=addr)
+            if not self._serving:
+                return  # the factory closed the server: its socket is gone
 
     def _pause_accepting(self) -> None:
         for sock in self._sockets:

@@ -195,6 +195,39 @@ async def test_serve_forever_runs_until_cancelled_then_closes(loop: EventLoop) -
     assert server.sockets == ()
 
 
+async def test_a_factory_may_close_the_server_mid_burst(loop: EventLoop) -> None:
+    # A one-shot server: the first connection stops the listening.
+    peers: list[Recorder] = []
+    server: Any = None
+
+    def factory() -> Recorder:
+        server.close()
+        peers.append(Recorder(loop))
+        return peers[-1]
+
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    port = port_of(server)
+    # Two connections queue up before the loop accepts either.
+    first = socket.create_connection(("127.0.0.1", port))
+    second = socket.create_connection(("127.0.0.1", port))
+    try:
+        await _wait_for(peers, 1)
+        await peers[0].made
+        for _ in range(5):
+            await netkit.sleep(0)
+        assert len(peers) == 1  # the second was never accepted
+    finally:
+        first.close()
+        second.close()
+    await peers[0].lost
+    await server.wait_closed()
+
+
+async def _wait_for(items: list[Any], count: int) -> None:
+    while len(items) < count:
+        await netkit.sleep(0)
+
+
 # ------------------------------------------------------- accept failures
 
 
