@@ -49,6 +49,34 @@ async def test_several_hosts_share_one_free_port(loop: EventLoop) -> None:
     await server.wait_closed()
 
 
+@pytest.mark.parametrize("host", [None, ""])
+async def test_no_host_listens_on_every_family_with_one_port(
+    loop: EventLoop, monkeypatch: pytest.MonkeyPatch, host: str | None
+) -> None:
+    # Tests bind loopback only, so the wildcard addresses getaddrinfo would
+    # give are swapped for the loopback ones of both families.
+    if not has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback on this machine")
+    asked: list[tuple[Any, ...]] = []
+
+    def passive_addresses(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> Any:
+        asked.append((host, flags))
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", int(port))),
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", int(port), 0, 0)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", passive_addresses)
+    server = await loop.create_server(Echo, host, 0)
+    assert asked == [(None, socket.AI_PASSIVE)]
+    assert sorted(sock.family for sock in server.sockets) == sorted([socket.AF_INET, socket.AF_INET6])
+    assert len({sock.getsockname()[1] for sock in server.sockets}) == 1
+    v6 = next(sock for sock in server.sockets if sock.family == socket.AF_INET6)
+    assert v6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)  # or the IPv4 bind would collide
+    server.close()
+    await server.wait_closed()
+
+
 async def test_reuse_address_is_on_by_default(loop: EventLoop) -> None:
     server = await loop.create_server(Echo, "127.0.0.1", 0)
     assert server.sockets[0].getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)

@@ -535,6 +535,28 @@ async def test_connect_tries_the_next_address_after_a_failure(loop: EventLoop, m
     await closed_server(server)
 
 
+async def test_connect_from_a_local_address_or_with_a_ready_socket(loop: EventLoop) -> None:
+    server = await echo_server(loop)
+    transport, client = await loop.create_connection(
+        lambda: Recorder(loop), "127.0.0.1", port_of(server), local_addr=("127.0.0.1", 0)
+    )
+    assert transport.get_extra_info("sockname")[0] == "127.0.0.1"
+    transport.close()
+    await client.lost
+
+    sock = socket.create_connection(("127.0.0.1", port_of(server)))
+    with pytest.raises(ValueError):
+        await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", 1, sock=sock)
+    transport, client = await loop.create_connection(lambda: Recorder(loop), sock=sock)
+    assert transport.get_extra_info("socket") is sock
+    transport.write(b"ready-made")
+    assert await client.wait_bytes(10) == b"ready-made"
+    transport.close()
+    await client.lost
+    assert sock.fileno() == -1
+    await closed_server(server)
+
+
 # ------------------------------------------------------------------ writes
 
 
