@@ -756,3 +756,47 @@ async def test_bulk_reads_then_small_ones_then_eof_arrive_intact(loop: EventLoop
     await client.lost
     await peer.lost
     await closed_server(server)
+
+
+# --------------------------------------------------------- asyncio interop
+
+
+def test_a_netkit_protocol_runs_on_an_asyncio_loop() -> None:
+    import asyncio
+
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)  # netkit's Echo, asyncio's loop
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"same interface")
+        writer.write_eof()
+        echoed = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return echoed
+
+    assert asyncio.run(main()) == b"same interface"
+
+
+async def test_an_asyncio_protocol_runs_on_a_netkit_loop(loop: EventLoop) -> None:
+    import asyncio
+
+    class AsyncioEcho(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)
+
+    server = await loop.create_server(AsyncioEcho, "127.0.0.1", 0)
+    reader, writer = await netkit.open_connection("127.0.0.1", port_of(server))
+    writer.write(b"both ways")
+    assert await reader.readexactly(9) == b"both ways"
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    server.close_clients()
+    await server.wait_closed()
