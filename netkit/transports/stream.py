@@ -2,9 +2,10 @@
 
 The transport moves bytes between the socket and a ``Protocol``:
 
-* reading: one ``recv`` per readiness event, handed to ``data_received``;
-  ``pause_reading`` unregisters the socket, so the kernel's receive buffer
-  fills and TCP pushes back on the peer;
+* reading: one read per readiness event, handed to ``data_received``: into
+  the loop's shared buffer, or, while bulk data flows, exactly what the kernel
+  has queued; ``pause_reading`` unregisters the socket, so the kernel's
+  receive buffer fills and TCP pushes back on the peer;
 * writing: ``write`` sends at once when nothing is queued and queues only
   the rest; every entry point goes through ``_buffer_append``, the one place
   that counts buffered bytes and calls ``pause_writing`` above the high-water
