@@ -101,8 +101,13 @@ class Server:
         self.start_serving_now()
 
     async def serve_forever(self) -> None:
-        """Accept connections until the server is closed or this call is cancelled
-        (cancelling it closes the server)."""
+        """Accept connections until the server is closed or this call is cancelled.
+
+        Cancelling it (Ctrl-C under ``netkit.run``) stops the listening at once
+        and does not wait for the open connections, which could take forever:
+        close or abort them (``close_clients``, ``abort_clients``) and
+        ``await wait_closed()`` for that.
+        """
         if self._serving_forever is not None:
             raise RuntimeError("serve_forever() is already running")
         if self._closed:
@@ -114,7 +119,6 @@ class Server:
         finally:
             self._serving_forever = None
             self.close()
-            await self.wait_closed()
 
     def _accept(self, sock: socket.socket) -> None:
         # Accept a burst (up to the backlog) per readiness event: a connection

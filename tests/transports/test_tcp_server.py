@@ -256,6 +256,24 @@ async def _wait_for(items: list[Any], count: int) -> None:
         await netkit.sleep(0)
 
 
+async def test_cancelling_serve_forever_does_not_wait_for_open_connections(loop: EventLoop) -> None:
+    peers: list[Recorder] = []
+    server = await loop.create_server(lambda: peers.append(Recorder(loop)) or peers[-1], "127.0.0.1", 0)
+    transport, client = await loop.create_connection(lambda: Recorder(loop), "127.0.0.1", port_of(server))
+    task = loop.create_task(server.serve_forever())
+    await _wait_for(peers, 1)
+    await peers[0].made
+    await netkit.sleep(0)  # let serve_forever start
+    task.cancel()
+    with pytest.raises(netkit.CancelledError):
+        await netkit.wait_for(task, 5)  # an idle client must not hold up the cancel
+    assert not server.is_serving() and server.sockets == ()
+    assert server.connection_count() == 1  # the connection is the caller's to end
+    server.close_clients()
+    await server.wait_closed()
+    await client.lost
+
+
 # ------------------------------------------------------- accept failures
 
 
