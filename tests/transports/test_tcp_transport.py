@@ -557,6 +557,36 @@ async def test_connect_from_a_local_address_or_with_a_ready_socket(loop: EventLo
     await closed_server(server)
 
 
+async def test_happy_eyeballs_starts_the_next_address_while_one_hangs(
+    loop: EventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from netkit.transports import create
+
+    server = await echo_server(loop)
+    black_hole = ("192.0.2.1", 80)  # TEST-NET-1: stands for an address that never answers
+    good = ("127.0.0.1", port_of(server))
+    infos = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", black_hole), (socket.AF_INET, socket.SOCK_STREAM, 6, "", good)]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: infos)
+    real_connect_one = create._connect_one
+    hanging: list[netkit.Future[None]] = []
+
+    async def connect_one(event_loop: EventLoop, info: Any, local_addr: Any) -> socket.socket:
+        if info[4] == black_hole:
+            hanging.append(loop.create_future())
+            await hanging[-1]  # never completes: only a cancel ends it
+        return await real_connect_one(event_loop, info, local_addr)
+
+    monkeypatch.setattr(create, "_connect_one", connect_one)
+    transport, client = await loop.create_connection(lambda: Recorder(loop), "dual.test", 80, happy_eyeballs_delay=0.05)
+    assert transport.get_extra_info("peername") == good
+    for _ in range(3):
+        await netkit.sleep(0)
+    assert hanging and hanging[0].cancelled()  # the losing attempt was called off
+    transport.close()
+    await client.lost
+    await closed_server(server)
+
+
 # ------------------------------------------------------------------ writes
 
 
