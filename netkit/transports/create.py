@@ -415,11 +415,16 @@ def _remove_stale_socket(path: str) -> None:
     if not stat.S_ISSOCK(mode):
         raise OSError(errno.EEXIST, f"{path!r} exists and is not a socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Non-blocking: a live server whose accept queue is full would otherwise
+    # block this connect, and the loop with it.
+    probe.setblocking(False)
     try:
         probe.connect(path)
     except ConnectionRefusedError:
         os.remove(path)  # nobody listens: a leftover of a server that died
         return
+    except BlockingIOError:
+        pass  # someone listens, with a full queue
     except OSError:
         return  # let bind() report the real problem
     finally:

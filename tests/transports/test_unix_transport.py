@@ -6,6 +6,7 @@ import errno
 import os
 import socket
 import sys
+import threading
 from typing import Any, Iterator
 
 import pytest
@@ -73,6 +74,44 @@ async def test_a_live_server_socket_is_never_stolen(loop: EventLoop, path: str) 
     server.close()
     server.close_clients()  # the probe's connection too
     await server.wait_closed()
+
+
+def test_a_live_server_with_a_full_queue_is_detected_without_blocking(path: str) -> None:
+    busy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    busy.bind(path)
+    busy.listen(0)  # never accepts
+    waiting: list[socket.socket] = []
+    try:
+        while True:  # fill the accept queue
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.setblocking(False)
+            waiting.append(client)
+            try:
+                client.connect(path)
+            except BlockingIOError:
+                break
+        outcome: list[BaseException] = []
+
+        def try_to_listen() -> None:
+            try:
+                netkit.run(_listen_once(path))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=try_to_listen, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "create_unix_server blocked on a busy server's socket"
+        assert len(outcome) == 1 and isinstance(outcome[0], OSError) and outcome[0].errno == errno.EADDRINUSE
+    finally:
+        for client in waiting:
+            client.close()
+        busy.close()
+
+
+async def _listen_once(path: str) -> None:
+    server = await netkit.get_running_loop().create_unix_server(Echo, path)
+    server.close()
 
 
 async def test_a_file_that_is_not_a_socket_is_left_alone(loop: EventLoop, path: str) -> None:
