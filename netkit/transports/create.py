@@ -80,13 +80,31 @@ async def _resolve(
 # --------------------------------------------------------------- connecting
 
 
+# A Unix listener with a full accept queue refuses a non-blocking connect with
+# EAGAIN (where a blocking connect would sleep until there is room); netkit
+# tries again after this delay, doubling up to the maximum.
+_UNIX_RETRY_DELAY = 0.001
+_UNIX_RETRY_MAX_DELAY = 0.1
+
+
 async def _sock_connect(loop: EventLoop, sock: socket.socket, address: Any) -> None:
     """Connect a non-blocking socket, waiting on the loop for the handshake to finish."""
-    try:
-        sock.connect(address)
-        return
-    except (BlockingIOError, InterruptedError):
-        pass
+    delay = _UNIX_RETRY_DELAY
+    while True:
+        try:
+            sock.connect(address)
+            return
+        except InterruptedError:
+            break  # the connection goes on in the background
+        except BlockingIOError as exc:
+            if exc.errno != errno.EAGAIN or sock.family != socket.AF_UNIX:
+                break  # EINPROGRESS: the handshake goes on in the background
+        # EAGAIN on a Unix socket: nothing goes on in the background (waiting
+        # for writability would "succeed" with an unconnected socket).  Retry.
+        from ..tasks import sleep
+
+        await sleep(delay)
+        delay = min(delay * 2, _UNIX_RETRY_MAX_DELAY)
     future: Future[None] = loop.create_future()
     fd = sock.fileno()
 

@@ -114,6 +114,46 @@ async def _listen_once(path: str) -> None:
     server.close()
 
 
+async def test_connecting_to_a_server_with_a_full_queue_waits_for_room(loop: EventLoop, path: str) -> None:
+    busy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    busy.bind(path)
+    busy.listen(0)
+    waiting: list[socket.socket] = []
+    try:
+        while True:  # fill the accept queue
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.setblocking(False)
+            waiting.append(client)
+            try:
+                client.connect(path)
+            except BlockingIOError:
+                waiting.pop().close()
+                break
+        task = loop.create_task(netkit.open_unix_connection(path))
+        for _ in range(20):
+            await netkit.sleep(0)
+        assert not task.done(), "connected (or failed) while the server had no room"
+        busy.settimeout(5)  # a bounded accept, should the count be off
+        accepted, _ = busy.accept()  # room for one more
+        reader, writer = await task
+        assert writer.get_extra_info("peername") == path  # really connected
+        for _ in waiting[1:]:  # the queue: the other waiting clients, then ours
+            busy.accept()[0].close()
+        mine, _ = busy.accept()
+        writer.write(b"made it")
+        await writer.drain()
+        mine.settimeout(5)
+        assert mine.recv(100) == b"made it"
+        mine.close()
+        accepted.close()
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        for client in waiting:
+            client.close()
+        busy.close()
+
+
 async def test_a_file_that_is_not_a_socket_is_left_alone(loop: EventLoop, path: str) -> None:
     with open(path, "w") as file:
         file.write("precious")
