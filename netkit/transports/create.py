@@ -80,13 +80,31 @@ async def _resolve(
 # --------------------------------------------------------------- connecting
 
 
+# A Unix listener with a full accept queue refuses a non-blocking connect with
+# EAGAIN (where a blocking connect would sleep until there is room); netkit
+# tries again after this delay, doubling up to the maximum.
+_UNIX_RETRY_DELAY = 0.001
+_UNIX_RETRY_MAX_DELAY = 0.1
+
+
 async def _sock_connect(loop: EventLoop, sock: socket.socket, address: Any) -> None:
     """Connect a non-blocking socket, waiting on the loop for the handshake to finish."""
-    try:
-        sock.connect(address)
-        return
-    except (BlockingIOError, InterruptedError):
-        pass
+    delay = _UNIX_RETRY_DELAY
+    while True:
+        try:
+            sock.connect(address)
+            return
+        except InterruptedError:
+            break  # the connection goes on in the background
+        except BlockingIOError as exc:
+            if exc.errno != errno.EAGAIN or sock.family != socket.AF_UNIX:
+                break  # EINPROGRESS: the handshake goes on in the background
+        # EAGAIN on a Unix socket: nothing goes on in the background (waiting
+        # for writability would "succeed" with an unconnected socket).  Retry.
+        from ..tasks import sleep
+
+        await sleep(delay)
+        delay = min(delay * 2, _UNIX_RETRY_MAX_DELAY)
     future: Future[None] = loop.create_future()
     fd = sock.fileno()
 
@@ -415,11 +433,16 @@ def _remove_stale_socket(path: str) -> None:
     if not stat.S_ISSOCK(mode):
         raise OSError(errno.EEXIST, f"{path!r} exists and is not a socket")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Non-blocking: a live server whose accept queue is full would otherwise
+    # block this connect, and the loop with it.
+    probe.setblocking(False)
     try:
         probe.connect(path)
     except ConnectionRefusedError:
         os.remove(path)  # nobody listens: a leftover of a server that died
         return
+    except BlockingIOError:
+        pass  # someone listens, with a full queue
     except OSError:
         return  # let bind() report the real problem
     finally:
@@ -482,9 +505,13 @@ async def create_datagram_endpoint(
             peer = sock.getpeername()
         except OSError:
             peer = None
-    protocol = protocol_factory()
-    waiter: Future[None] = loop.create_future()
-    transport = DatagramTransport(loop, sock, protocol, address=peer, waiter=waiter)
+    try:
+        protocol = protocol_factory()
+        waiter: Future[None] = loop.create_future()
+        transport = DatagramTransport(loop, sock, protocol, address=peer, waiter=waiter)
+    except BaseException:
+        sock.close()
+        raise
     try:
         await waiter
     except BaseException:

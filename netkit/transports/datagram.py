@@ -4,12 +4,14 @@ Each readiness event drains up to ``_READS_PER_EVENT`` datagrams into one
 reusable buffer, so a busy socket costs one ``select`` per batch rather than
 per datagram, and no 256 KiB buffer is allocated per datagram.  Sends go out
 at once; only when the kernel's buffer is full are datagrams queued, within
-the high-water mark (``pause_writing``) like stream transports.
+the high-water mark (``pause_writing``) like stream transports, and never
+beyond ``_QUEUE_LIMIT_FACTOR`` times it.
 """
 
 from __future__ import annotations
 
 import collections
+import errno
 import logging
 import socket
 import warnings
@@ -32,6 +34,12 @@ MAX_DATAGRAM = 65536
 # Datagrams read per readiness event before going back to the loop: enough to
 # amortise select(), few enough that one busy socket cannot starve the others.
 _READS_PER_EVENT = 64
+
+# The send queue holds at most this many times the high-water mark: room for a
+# protocol that reacts to pause_writing() a few sends late.  Past it the
+# protocol is ignoring flow control, and the datagram is dropped (as a full
+# kernel queue would drop it) and reported to error_received as ENOBUFS.
+_QUEUE_LIMIT_FACTOR = 4
 
 
 class DatagramTransport:
@@ -61,6 +69,7 @@ class DatagramTransport:
         self._protocol_paused = False
         self._reading = False
         self._reading_paused = False
+        self._protocol_connected = False  # connection_made was called
         self._connection_lost_called = False
         self._recv_buffer = bytearray(MAX_DATAGRAM)
         self._recv_view = memoryview(self._recv_buffer)
@@ -75,6 +84,13 @@ class DatagramTransport:
         loop.call_soon(self._start, waiter)
 
     def _start(self, waiter: Any) -> None:
+        if self._state is not TransportState.OPEN:
+            # Closed before it started: the protocol hears of neither
+            # connection_made nor connection_lost.
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ConnectionError("the endpoint closed before it was set up"))
+            return
+        self._protocol_connected = True
         try:
             self._protocol.connection_made(self)
         except BaseException as exc:
@@ -186,6 +202,15 @@ class DatagramTransport:
 
     def _buffer_append(self, data: bytes, addr: Any) -> None:
         # The one place that counts queued bytes, as for stream transports.
+        if self._buffer_size + len(data) > self._high_water * _QUEUE_LIMIT_FACTOR:
+            self._error_received(
+                OSError(
+                    errno.ENOBUFS,
+                    f"datagram of {len(data)} bytes dropped: the send queue holds {self._buffer_size} bytes, "
+                    f"its limit is {self._high_water * _QUEUE_LIMIT_FACTOR} ({_QUEUE_LIMIT_FACTOR} x the high-water mark)",
+                )
+            )
+            return
         self._buffer.append((data, addr))
         self._buffer_size += len(data)
         if not self._protocol_paused and self._buffer_size > self._high_water:
@@ -245,6 +270,12 @@ class DatagramTransport:
         if not 0 <= low <= high:
             raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
         self._high_water, self._low_water = high, low
+        if self._buffer_size > high and not self._protocol_paused:
+            self._protocol_paused = True
+            self._protocol.pause_writing()
+        elif self._protocol_paused and self._buffer_size <= low:
+            self._protocol_paused = False
+            self._protocol.resume_writing()
 
     def _error_received(self, exc: OSError) -> None:
         try:
@@ -292,7 +323,8 @@ class DatagramTransport:
             return
         self._connection_lost_called = True
         try:
-            self._protocol.connection_lost(exc)
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)
         finally:
             sock = self._sock
             self._sock = None

@@ -101,8 +101,13 @@ class Server:
         self.start_serving_now()
 
     async def serve_forever(self) -> None:
-        """Accept connections until the server is closed or this call is cancelled
-        (cancelling it closes the server)."""
+        """Accept connections until the server is closed or this call is cancelled.
+
+        Cancelling it (Ctrl-C under ``netkit.run``) stops the listening at once
+        and does not wait for the open connections, which could take forever:
+        close or abort them (``close_clients``, ``abort_clients``) and
+        ``await wait_closed()`` for that.
+        """
         if self._serving_forever is not None:
             raise RuntimeError("serve_forever() is already running")
         if self._closed:
@@ -114,14 +119,13 @@ class Server:
         finally:
             self._serving_forever = None
             self.close()
-            await self.wait_closed()
 
     def _accept(self, sock: socket.socket) -> None:
         # Accept a burst (up to the backlog) per readiness event: a connection
         # storm then costs one select() per burst instead of one per client.
         for _ in range(self._backlog):
             try:
-                conn, _addr = sock.accept()
+                conn, addr = sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -149,7 +153,9 @@ class Server:
                 if isinstance(exc, (SystemExit, KeyboardInterrupt)):
                     raise
                 continue
-            StreamTransport(self._loop, conn, protocol, server=self)
+            StreamTransport(self._loop, conn, protocol, server=self, peername=addr)
+            if not self._serving:
+                return  # the factory closed the server: its socket is gone
 
     def _pause_accepting(self) -> None:
         for sock in self._sockets:

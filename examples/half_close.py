@@ -1,0 +1,90 @@
+"""Half-close: a client sends its whole request, shuts down its write side,
+and still reads the whole answer.
+
+    python examples/half_close.py                      # server and client, one run
+    python examples/half_close.py --serve --port 9002  # only the server, until Ctrl-C
+    python examples/half_close.py --connect --port 9002
+
+TCP closes each direction on its own (the "four-way close"): ``write_eof()``
+sends a FIN, which tells the server "the request is complete" without a
+length prefix or delimiter, while the other direction stays open for the
+answer.  The server sees the FIN as ``eof_received()``; returning ``True``
+keeps the connection open so it can still reply, then it closes its side.
+This is how ``sort`` or ``wc`` over a socket would work, and what
+``shutdown(SHUT_WR)`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from _common import listening_on, netkit, stop_on_signals
+
+
+class WordCounter(netkit.Protocol):
+    """Collects the request until the client's FIN, then answers with a report
+    and the request sorted line by line."""
+
+    def connection_made(self, transport: netkit.StreamTransport) -> None:
+        self.transport = transport
+        self.request = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.request += data  # the request ends at EOF, not at any byte pattern
+
+    def eof_received(self) -> bool:
+        lines = bytes(self.request).splitlines()
+        report = f"{len(self.request)} bytes, {len(lines)} lines, {len(self.request.split())} words\n"
+        self.transport.write(report.encode())
+        self.transport.writelines(line + b"\n" for line in sorted(lines))
+        self.transport.close()  # flushes the answer, then sends our FIN
+        return True  # keep the connection open: we still had to answer
+
+
+async def ask(host: str, port: int, request: bytes) -> int:
+    reader, writer = await netkit.open_connection(host, port)
+    writer.write(request)
+    writer.write_eof()  # FIN: "that was all" -- our write side is now shut
+    print(f"client: sent {len(request)} bytes, then shut down the write side", flush=True)
+    answer = await reader.read()  # reads until the server's FIN
+    writer.close()
+    await writer.wait_closed()
+    report, _, body = answer.partition(b"\n")
+    print(f"client: the server counted {report.decode()}", flush=True)
+    print(f"client: received {len(answer)} bytes of answer after our EOF", flush=True)
+    expected = b"".join(line + b"\n" for line in sorted(request.splitlines()))
+    return 0 if body == expected else 1
+
+
+async def main(host: str, port: int, serve: bool, connect: bool, lines: int) -> int:
+    request = b"".join(b"line %06d of the request\n" % ((i * 7919) % lines) for i in range(lines))
+    if connect:
+        return await ask(host, port, request)
+    loop = netkit.get_running_loop()
+    server = await loop.create_server(WordCounter, host, port)
+    print(f"half-close server listening on {listening_on(server)}", flush=True)
+    if serve:
+        stop = netkit.Event()
+        stop_on_signals(stop)
+        await stop.wait()
+        status = 0
+    else:
+        status = await ask(host, server.sockets[0].getsockname()[1], request)
+    server.close()
+    server.abort_clients()
+    await server.wait_closed()
+    print("server stopped", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--serve", action="store_true", help="only run the server, until SIGINT/SIGTERM")
+    mode.add_argument("--connect", action="store_true", help="only run the client, against --host/--port")
+    parser.add_argument("--lines", type=int, default=50_000, help="lines in the request")
+    args = parser.parse_args()
+    sys.exit(netkit.run(main(args.host, args.port, args.serve, args.connect, args.lines)))

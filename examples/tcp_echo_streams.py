@@ -1,0 +1,73 @@
+"""A TCP echo server and client on netkit's streams (async/await) API.
+
+    python examples/tcp_echo_streams.py --port 9000                   # serve
+    python examples/tcp_echo_streams.py --port 9000 --client --count 3
+
+The server runs one coroutine per connection: read what arrived, write it
+back, ``await writer.drain()`` so a client that does not read cannot make the
+server buffer without limit.  The client writes a line and reads the echo
+with ``readexactly``, which waits until every byte is back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from _common import listening_on, netkit, stop_on_signals
+
+
+async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
+    """Echo one connection until the client closes it."""
+    try:
+        while data := await reader.read(64 * 1024):
+            writer.write(data)
+            await writer.drain()  # waits only while the client is slow to read
+    except ConnectionError:
+        pass  # the client vanished (reset): nothing to answer
+    finally:
+        writer.close()
+
+
+async def serve(host: str, port: int) -> int:
+    server = await netkit.start_server(handle, host, port)
+    print(f"tcp echo (streams) server listening on {listening_on(server)}", flush=True)
+    stop = netkit.Event()
+    stop_on_signals(stop)
+    await stop.wait()
+    server.close()
+    server.abort_clients()
+    await server.wait_closed()
+    print("server stopped", flush=True)
+    return 0
+
+
+async def client(host: str, port: int, message: bytes, count: int) -> int:
+    try:
+        reader, writer = await netkit.open_connection(host, port)
+    except OSError as exc:
+        print(f"cannot connect: {exc}", file=sys.stderr, flush=True)
+        return 1
+    async with writer:  # closes the connection on the way out
+        for _ in range(count):
+            writer.write(message)
+            await writer.drain()
+            echoed = await reader.readexactly(len(message))
+            if echoed != message:
+                print(f"sent {message!r}, got back {echoed!r}", file=sys.stderr, flush=True)
+                return 1
+    print(f"{count} echoes of {len(message)} bytes, all intact", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port (server)")
+    parser.add_argument("--client", action="store_true", help="connect to a server instead of serving")
+    parser.add_argument("--message", default="hello, netkit\n")
+    parser.add_argument("--count", type=int, default=1, help="round trips to make (client)")
+    args = parser.parse_args()
+    if args.client:
+        sys.exit(netkit.run(client(args.host, args.port, args.message.encode(), args.count)))
+    sys.exit(netkit.run(serve(args.host, args.port)))

@@ -1,0 +1,49 @@
+"""A UDP echo server: every datagram goes back to whoever sent it.
+
+    python examples/udp_echo_server.py --port 9001
+
+UDP has no connections: one socket serves everyone, and each datagram
+arrives whole (never split or merged) together with its sender's address,
+which ``sendto`` uses to answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from _common import netkit, stop_on_signals
+
+
+class UDPEcho(netkit.DatagramProtocol):
+    """Sends each datagram back to its sender."""
+
+    def connection_made(self, transport: netkit.DatagramTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.transport.sendto(data, addr)
+
+    def error_received(self, exc: OSError) -> None:
+        print(f"error: {exc}", flush=True)
+
+
+async def main(host: str, port: int) -> None:
+    loop = netkit.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(UDPEcho, local_addr=(host, port))
+    bound_host, bound_port = transport.get_extra_info("sockname")[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    print(f"udp echo server listening on {shown}:{bound_port}", flush=True)
+    stop = netkit.Event()
+    stop_on_signals(stop)
+    await stop.wait()
+    transport.close()
+    print("server stopped", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9001, help="0 picks a free port")
+    args = parser.parse_args()
+    netkit.run(main(args.host, args.port))

@@ -1,0 +1,170 @@
+"""The transport examples, run as programs and talked to over loopback."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+from typing import Iterator
+
+import pytest
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
+LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)\s*$")
+TIMEOUT = 15.0
+
+
+def run_example(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run an example to completion (bounded in time)."""
+    return subprocess.run(
+        [sys.executable, os.path.join(EXAMPLES, script), *args], capture_output=True, text=True, timeout=TIMEOUT
+    )
+
+
+class RunningServer:
+    """A server example running as a subprocess, with the port it printed."""
+
+    def __init__(self, script: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.join(EXAMPLES, script), "--host", "127.0.0.1", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], TIMEOUT)
+        if not ready:
+            self.process.kill()
+            self.process.communicate()
+            raise AssertionError(f"{script} printed nothing within {TIMEOUT} s")
+        self.first_line = self.process.stdout.readline()
+        match = LISTENING.search(self.first_line)
+        if match is None:
+            self.process.kill()
+            out, err = self.process.communicate()
+            raise AssertionError(f"{script} did not say where it listens: {self.first_line!r} {err!r}")
+        self.host = match.group(1)
+        self.port = int(match.group(2))
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+        """Send ``sig`` and wait for a clean exit; returns (status, stdout, stderr)."""
+        self.process.send_signal(sig)
+        try:
+            out, err = self.process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            raise AssertionError(f"the server did not stop on signal {sig}: {err}") from None
+        return self.process.returncode, out, err
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+@pytest.fixture
+def servers() -> Iterator[list[RunningServer]]:
+    started: list[RunningServer] = []
+    yield started
+    for server in started:
+        server.kill()
+
+
+def start(servers: list[RunningServer], script: str, *args: str) -> RunningServer:
+    server = RunningServer(script, *args)
+    servers.append(server)
+    return server
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_tcp_echo_server_and_client(servers: list[RunningServer], sig: int) -> None:
+    server = start(servers, "tcp_echo_server.py")
+    assert server.host == "127.0.0.1" and server.port > 0
+    client = run_example("tcp_echo_client.py", "--port", str(server.port), "--message", "ping pong", "--count", "5")
+    assert client.returncode == 0, client.stderr
+    assert "5 echoes of 9 bytes, all intact" in client.stdout
+    status, out, err = server.stop(sig)
+    assert status == 0, err
+    assert "server stopped" in out
+    assert "Traceback" not in err
+
+
+def test_tcp_echo_streams_server_and_client(servers: list[RunningServer]) -> None:
+    server = start(servers, "tcp_echo_streams.py")
+    client = run_example("tcp_echo_streams.py", "--client", "--port", str(server.port), "--count", "3")
+    assert client.returncode == 0, client.stderr
+    assert "3 echoes" in client.stdout
+    # The two APIs interoperate: the callback client against the streams server.
+    client = run_example("tcp_echo_client.py", "--port", str(server.port), "--message", "x" * 100_000)
+    assert client.returncode == 0, client.stderr
+    status, out, err = server.stop()
+    assert status == 0, err
+    assert "server stopped" in out
+
+
+def test_tcp_clients_report_a_refused_connection() -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        port = str(placeholder.getsockname()[1])
+        for script, extra in (("tcp_echo_client.py", ()), ("tcp_echo_streams.py", ("--client",))):
+            client = run_example(script, "--port", port, *extra)
+            assert client.returncode == 1
+            assert "refused" in client.stderr.lower()
+            assert "Traceback" not in client.stderr
+
+
+def test_udp_echo_server_and_client(servers: list[RunningServer]) -> None:
+    server = start(servers, "udp_echo_server.py")
+    client = run_example("udp_echo_client.py", "--port", str(server.port), "--count", "20", "--message", "datagram")
+    assert client.returncode == 0, client.stderr
+    assert "20 datagrams echoed intact" in client.stdout
+    status, out, err = server.stop()
+    assert status == 0, err
+    assert "server stopped" in out
+
+
+def test_udp_echo_client_hears_port_unreachable() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    client = run_example("udp_echo_client.py", "--port", port, "--timeout", "5")
+    assert client.returncode == 1
+    assert "refused" in client.stderr.lower()
+
+
+def test_half_close_demo_reads_the_whole_answer_after_eof() -> None:
+    result = run_example("half_close.py", "--port", "0", "--lines", "20000")
+    assert result.returncode == 0, result.stderr
+    assert "then shut down the write side" in result.stdout
+    assert "20000 lines" in result.stdout
+    assert "server stopped" in result.stdout
+
+
+def test_half_close_server_and_client_apart(servers: list[RunningServer]) -> None:
+    server = start(servers, "half_close.py", "--serve")
+    client = run_example("half_close.py", "--connect", "--port", str(server.port), "--lines", "1000")
+    assert client.returncode == 0, client.stderr
+    assert "1000 lines" in client.stdout
+    status, out, err = server.stop()
+    assert status == 0, err
+    assert "server stopped" in out
+
+
+DOCS = os.path.join(os.path.dirname(EXAMPLES), "docs", "tcp-udp.md")
+SNIPPET = re.compile(r"<!-- from (examples/[\w.]+) -->\n```python\n(.*?)```", re.S)
+
+
+def test_the_code_in_the_tcp_udp_guide_is_the_examples_code() -> None:
+    with open(DOCS) as file:
+        guide = file.read()
+    snippets = SNIPPET.findall(guide)
+    assert len(snippets) >= 6
+    for path, code in snippets:
+        with open(os.path.join(os.path.dirname(EXAMPLES), path)) as file:
+            source = file.read()
+        assert code in source, f"the excerpt of {path} in docs/tcp-udp.md no longer matches the example"
