@@ -3,7 +3,8 @@
 ``TestLoop`` is an event loop whose clock moves only when told to (or, with
 ``autojump``, jumps straight to the next timer whenever every task is
 waiting), so code with 30-second timeouts tests in milliseconds and never
-depends on how fast the machine is.
+depends on how fast the machine is.  ``RecordingTransport`` and
+``transport_pair`` test protocols without sockets.
 """
 
 from __future__ import annotations
