@@ -132,6 +132,15 @@ def _callback_name(callback: Any) -> str:
     return name
 
 
+def _raising_function(exc: BaseException) -> str:
+    """The name of the function the loop called that raised ``exc``."""
+    tb = exc.__traceback__
+    frame_tb = tb.tb_next if tb is not None else None
+    if frame_tb is None:
+        return "a cancelled callback"
+    return frame_tb.tb_frame.f_code.co_qualname
+
+
 def _current_thread_is_main() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -489,9 +498,14 @@ class EventLoop:
             logger.warning("executing %s took %.3f seconds", _callback_name(callback), took)
 
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
-        self.call_exception_handler(
-            {"message": f"exception in callback {_callback_name(handle._callback)}", "exception": exc, "handle": handle}
-        )
+        callback = handle._callback
+        if callback is not None:
+            name = _callback_name(callback)
+        else:
+            # The callback cancelled its own handle (removed its own reader, say),
+            # which dropped the reference: name it from the traceback instead.
+            name = _raising_function(exc)
+        self.call_exception_handler({"message": f"exception in callback {name}", "exception": exc, "handle": handle})
 
     # ------------------------------------------------------------- wake-ups
 

@@ -530,6 +530,30 @@ def test_failing_io_callback_goes_to_the_handler(real_loop):
         b.close()
 
 
+def test_a_reader_that_removes_itself_and_raises_is_named_in_the_report(real_loop):
+    # Removing the reader cancels its handle, which drops the callback; the
+    # report must still say which function failed.
+    messages = []
+    real_loop.set_exception_handler(lambda loop, context: messages.append(context["message"]))
+    a, b = socket.socketpair()
+    try:
+
+        def self_removing_reader():
+            real_loop.remove_reader(a)
+            raise OSError("reader bug")
+
+        real_loop.add_reader(a, self_removing_reader)
+        b.send(b"x")
+        while not messages:
+            real_loop.run_once(timeout=None)
+        assert messages == [
+            "exception in callback test_a_reader_that_removes_itself_and_raises_is_named_in_the_report.<locals>.self_removing_reader"
+        ]
+    finally:
+        a.close()
+        b.close()
+
+
 def test_default_handler_logs_with_traceback_on_the_netkit_logger(manual_loop, caplog):
     def broken():
         raise ZeroDivisionError("logged")
