@@ -14,11 +14,10 @@ import collections
 import errno
 import logging
 import socket
-import warnings
 from typing import TYPE_CHECKING, Any
 
 from ..protocols import DatagramProtocol
-from .stream import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, TransportState
+from .base import BaseTransport, TransportState
 
 if TYPE_CHECKING:
     from ..loop import EventLoop
@@ -42,7 +41,7 @@ _READS_PER_EVENT = 64
 _QUEUE_LIMIT_FACTOR = 4
 
 
-class DatagramTransport:
+class DatagramTransport(BaseTransport):
     """A datagram socket connected to a ``DatagramProtocol``."""
 
     def __init__(
@@ -55,22 +54,8 @@ class DatagramTransport:
         waiter: Any = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        sock.setblocking(False)
-        self._loop = loop
-        self._sock: socket.socket | None = sock
-        self._fileno = sock.fileno()
-        self._protocol = protocol
         self._address = address  # the peer of a connected socket, else None
-        self._state = TransportState.OPEN
         self._buffer: collections.deque[tuple[bytes, Any]] = collections.deque()
-        self._buffer_size = 0
-        self._high_water = DEFAULT_HIGH_WATER
-        self._low_water = DEFAULT_LOW_WATER
-        self._protocol_paused = False
-        self._reading = False
-        self._reading_paused = False
-        self._protocol_connected = False  # connection_made was called
-        self._connection_lost_called = False
         self._recv_buffer = bytearray(MAX_DATAGRAM)
         self._recv_view = memoryview(self._recv_buffer)
         self._extra: dict[str, Any] = {"socket": sock}
@@ -81,31 +66,7 @@ class DatagramTransport:
         self._extra["peername"] = address
         if extra:
             self._extra.update(extra)
-        loop.call_soon(self._start, waiter)
-
-    def _start(self, waiter: Any) -> None:
-        if self._state is not TransportState.OPEN:
-            # Closed before it started: the protocol hears of neither
-            # connection_made nor connection_lost.
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(ConnectionError("the endpoint closed before it was set up"))
-            return
-        self._protocol_connected = True
-        try:
-            self._protocol.connection_made(self)
-        except BaseException as exc:
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
-            self._report(exc, "protocol.connection_made() raised; closing the endpoint")
-            self._force_close(exc)
-            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                raise
-            return
-        if self._state is TransportState.OPEN and not self._reading_paused:
-            self._loop.add_reader(self._fileno, self._read_ready)
-            self._reading = True
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._init_transport(loop, sock, protocol, waiter)
 
     # ------------------------------------------------------------------- info
 
@@ -113,21 +74,8 @@ class DatagramTransport:
         """``"sockname"``, ``"peername"`` (connected sockets) or ``"socket"``."""
         return self._extra.get(name, default)
 
-    def get_protocol(self) -> DatagramProtocol:
-        """The protocol this transport drives."""
-        return self._protocol
-
-    def is_closing(self) -> bool:
-        """Whether ``close()``/``abort()`` was called or the endpoint failed."""
-        return self._state is not TransportState.OPEN
-
     def __repr__(self) -> str:
         return f"<DatagramTransport {self._state.value} sockname={self._extra.get('sockname')}>"
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if self._sock is not None and self._state is not TransportState.CLOSED:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
 
     # ---------------------------------------------------------------- reading
 
@@ -152,28 +100,6 @@ class DatagramTransport:
                     raise
             if self._sock is None or not self._reading:
                 return  # closed or paused by the protocol
-
-    def pause_reading(self) -> None:
-        """Stop receiving datagrams until ``resume_reading()`` (the kernel drops what overflows)."""
-        if self._reading_paused:
-            return
-        self._reading_paused = True
-        if self._reading:
-            self._reading = False
-            self._loop.remove_reader(self._fileno)
-
-    def resume_reading(self) -> None:
-        """Receive datagrams again."""
-        if not self._reading_paused:
-            return
-        self._reading_paused = False
-        if self._state is TransportState.OPEN and not self._reading:
-            self._loop.add_reader(self._fileno, self._read_ready)
-            self._reading = True
-
-    def is_reading(self) -> bool:
-        """Whether datagrams are being received."""
-        return self._reading
 
     # ---------------------------------------------------------------- sending
 
@@ -213,14 +139,8 @@ class DatagramTransport:
             return
         self._buffer.append((data, addr))
         self._buffer_size += len(data)
-        if not self._protocol_paused and self._buffer_size > self._high_water:
-            self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except BaseException as exc:
-                self._report(exc, "protocol.pause_writing() failed")
-                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                    raise
+        if self._buffer_size > self._high_water:
+            self._pause_protocol()
 
     def _write_ready(self) -> None:
         sock = self._sock
@@ -241,41 +161,11 @@ class DatagramTransport:
             self._buffer.popleft()
             self._buffer_size -= len(data)
         if self._protocol_paused and self._buffer_size <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except BaseException as exc:
-                self._report(exc, "protocol.resume_writing() failed")
-                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                    raise
+            self._resume_protocol()
         if not self._buffer:
             self._loop.remove_writer(self._fileno)
             if self._state is TransportState.CLOSING:
                 self._finish(None)
-
-    def get_write_buffer_size(self) -> int:
-        """Bytes of datagrams queued because the kernel's buffer was full."""
-        return self._buffer_size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """The ``(low, high)`` water marks."""
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        """As for stream transports: ``pause_writing()`` above ``high``, resume at ``low``."""
-        if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water, self._low_water = high, low
-        if self._buffer_size > high and not self._protocol_paused:
-            self._protocol_paused = True
-            self._protocol.pause_writing()
-        elif self._protocol_paused and self._buffer_size <= low:
-            self._protocol_paused = False
-            self._protocol.resume_writing()
 
     def _error_received(self, exc: OSError) -> None:
         try:
@@ -284,54 +174,3 @@ class DatagramTransport:
             self._report(error, "protocol.error_received() raised")
             if isinstance(error, (SystemExit, KeyboardInterrupt)):
                 raise
-
-    # ---------------------------------------------------------------- closing
-
-    def close(self) -> None:
-        """Stop receiving, send what is queued, then close and call ``connection_lost(None)``."""
-        if self._state is not TransportState.OPEN:
-            return
-        self._state = TransportState.CLOSING
-        if self._reading:
-            self._reading = False
-            self._loop.remove_reader(self._fileno)
-        if not self._buffer:
-            self._finish(None)
-
-    def abort(self) -> None:
-        """Close at once, dropping queued datagrams."""
-        self._force_close(None)
-
-    def _force_close(self, exc: BaseException | None) -> None:
-        if self._state is TransportState.CLOSED:
-            return
-        if self._buffer:
-            self._buffer.clear()
-            self._buffer_size = 0
-            self._loop.remove_writer(self._fileno)
-        if self._reading:
-            self._reading = False
-            self._loop.remove_reader(self._fileno)
-        self._finish(exc)
-
-    def _finish(self, exc: BaseException | None) -> None:
-        self._state = TransportState.CLOSED
-        self._loop.call_soon(self._call_connection_lost, exc)
-
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        if self._connection_lost_called:
-            return
-        self._connection_lost_called = True
-        try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
-        finally:
-            sock = self._sock
-            self._sock = None
-            if sock is not None:
-                sock.close()
-
-    def _report(self, exc: BaseException, message: str) -> None:
-        self._loop.call_exception_handler(
-            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
-        )

@@ -22,12 +22,10 @@ The life of a transport, one state at a time:
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 import socket
 import sys
-import warnings
 from typing import TYPE_CHECKING, Any, Iterable
 
 try:
@@ -38,19 +36,14 @@ except ImportError:  # pragma: no cover - not POSIX
     FIONREAD = 0
 
 from ..protocols import Protocol
+from .base import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, BaseTransport, TransportState
 
 if TYPE_CHECKING:
     from ..loop import EventLoop
 
-__all__ = ["StreamTransport", "DEFAULT_HIGH_WATER", "DEFAULT_LOW_WATER"]
+__all__ = ["StreamTransport", "TransportState", "DEFAULT_HIGH_WATER", "DEFAULT_LOW_WATER"]
 
 logger = logging.getLogger("netkit")
-
-# 64 KiB high / 16 KiB low water marks, as asyncio: enough to keep a fast
-# link busy between two loop iterations without letting a slow reader make
-# the process hold more than a few socket buffers' worth per connection.
-DEFAULT_HIGH_WATER = 64 * 1024
-DEFAULT_LOW_WATER = DEFAULT_HIGH_WATER // 4
 
 # sendmsg() takes at most IOV_MAX buffers (1024 on Linux).
 try:
@@ -72,15 +65,7 @@ _RECV_MAX = 256 * 1024  # the most one read takes, as the loop's shared buffer
 _DISCONNECT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
-class TransportState(enum.Enum):
-    """Where a transport is in its life."""
-
-    OPEN = "open"  # reading and writing
-    CLOSING = "closing"  # close() called: no more reads, flushing what is buffered
-    CLOSED = "closed"  # the socket is closed or about to be; connection_lost is scheduled
-
-
-class StreamTransport:
+class StreamTransport(BaseTransport):
     """A stream socket (TCP or Unix) connected to a ``Protocol``."""
 
     def __init__(
@@ -94,20 +79,12 @@ class StreamTransport:
         waiter: Any = None,
         peername: Any = None,
     ) -> None:
-        sock.setblocking(False)
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
             # Small writes go out at once: latency matters more than packet count
             # for request/response protocols, and netkit already coalesces writes.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._loop = loop
-        self._sock: socket.socket | None = sock
-        self._fileno = sock.fileno()
-        self._protocol = protocol
         self._data_received = protocol.data_received  # bound once: called per read
         self._server = server
-        self._state = TransportState.OPEN
-        self._reading = False  # registered with the loop for reading
-        self._reading_paused = False  # pause_reading() in effect
         self._large_reads = False  # the last read was large: size the next one with FIONREAD
         self._eof_received = False
         self._eof_requested = False  # write_eof() called; shut down once flushed
@@ -115,12 +92,6 @@ class StreamTransport:
         # A list, not a deque: an empty deque costs 760 bytes, an empty list 56,
         # and most connections never buffer.  Sent chunks leave in one slice.
         self._buffer: list[bytes | memoryview] = []
-        self._buffer_size = 0
-        self._high_water = DEFAULT_HIGH_WATER
-        self._low_water = DEFAULT_LOW_WATER
-        self._protocol_paused = False
-        self._protocol_connected = False  # connection_made was called
-        self._connection_lost_called = False
         self._warned_closed_write = False
         # The peer's address is read now, while it is sure to be known (after a
         # reset getpeername() fails); the local one only when asked.  No dict
@@ -135,31 +106,7 @@ class StreamTransport:
         self._extra: dict[str, Any] | None = dict(extra) if extra else None
         if server is not None:
             server._attach(self)
-        loop.call_soon(self._start, waiter)
-
-    def _start(self, waiter: Any) -> None:
-        if self._state is not TransportState.OPEN:
-            # Closed before it started (a server's abort_clients() right after
-            # the accept): the protocol hears of neither connection_made nor
-            # connection_lost.
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(ConnectionError("the connection closed before it was set up"))
-            return
-        self._protocol_connected = True
-        try:
-            self._protocol.connection_made(self)
-        except BaseException as exc:
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
-            self._protocol_failed(exc, "connection_made")
-            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                raise
-            return
-        if self._state is TransportState.OPEN and not self._reading_paused:
-            self._loop.add_reader(self._fileno, self._read_ready)
-            self._reading = True
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._init_transport(loop, sock, protocol, waiter)
 
     # ------------------------------------------------------------------- info
 
@@ -187,23 +134,10 @@ class StreamTransport:
         except OSError:
             return None
 
-    def get_protocol(self) -> Protocol:
-        """The protocol this transport drives."""
-        return self._protocol
-
     def set_protocol(self, protocol: Protocol) -> None:
         """Hand the connection to another protocol (e.g. after an HTTP upgrade)."""
         self._protocol = protocol
         self._data_received = protocol.data_received
-
-    def is_closing(self) -> bool:
-        """Whether ``close()`` or ``abort()`` was called, or the connection was lost."""
-        return self._state is not TransportState.OPEN
-
-    @property
-    def state(self) -> TransportState:
-        """The transport's state (``OPEN``, ``CLOSING``, ``CLOSED``)."""
-        return self._state
 
     def __repr__(self) -> str:
         info = [type(self).__name__, self._state.value]
@@ -215,11 +149,6 @@ class StreamTransport:
         if self._reading_paused:
             info.append("reading-paused")
         return f"<{' '.join(info)}>"
-
-    def __del__(self, _warn: Any = warnings.warn) -> None:
-        if self._sock is not None and self._state is not TransportState.CLOSED:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._sock.close()
 
     # ---------------------------------------------------------------- reading
 
@@ -277,31 +206,8 @@ class StreamTransport:
             # Both directions are shut: nothing can travel any more.
             self.close()
 
-    def pause_reading(self) -> None:
-        """Stop calling ``data_received`` until ``resume_reading()``; the peer is then
-        held back by TCP flow control once the kernel's buffer is full."""
-        if self._reading_paused or self._state is not TransportState.OPEN:
-            return
-        self._reading_paused = True
-        self._stop_reading()
-
-    def resume_reading(self) -> None:
-        """Start delivering data again after ``pause_reading()``."""
-        if not self._reading_paused or self._state is not TransportState.OPEN:
-            return
-        self._reading_paused = False
-        if not self._eof_received and not self._reading:
-            self._loop.add_reader(self._fileno, self._read_ready)
-            self._reading = True
-
-    def is_reading(self) -> bool:
-        """Whether data is being read (not paused, not closing, no EOF yet)."""
-        return self._reading
-
-    def _stop_reading(self) -> None:
-        if self._reading:
-            self._reading = False
-            self._loop.remove_reader(self._fileno)
+    def _may_read(self) -> bool:
+        return not self._eof_received  # after the peer's FIN there is nothing more to read
 
     # ---------------------------------------------------------------- writing
 
@@ -371,14 +277,8 @@ class StreamTransport:
         # (write, writelines, and whatever is added later) comes through here.
         self._buffer.append(data)
         self._buffer_size += len(data)
-        if not self._protocol_paused and self._buffer_size > self._high_water:
-            self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except BaseException as exc:
-                self._report(exc, "protocol.pause_writing() failed")
-                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                    raise
+        if self._buffer_size > self._high_water:
+            self._pause_protocol()
 
     def _write_ready(self) -> None:
         buffer = self._buffer
@@ -405,13 +305,7 @@ class StreamTransport:
         if sent:
             buffer[0] = memoryview(buffer[0])[sent:]
         if self._protocol_paused and self._buffer_size <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except BaseException as exc:
-                self._report(exc, "protocol.resume_writing() failed")
-                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                    raise
+            self._resume_protocol()
         if not buffer:
             self._loop.remove_writer(self._fileno)
             if self._state is TransportState.CLOSING:
@@ -425,32 +319,6 @@ class StreamTransport:
         if not self._warned_closed_write:
             self._warned_closed_write = True
             logger.warning("write() on a closing or closed transport %r: data dropped", self)
-
-    def get_write_buffer_size(self) -> int:
-        """Bytes accepted by ``write`` but not yet taken by the kernel."""
-        return self._buffer_size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """The ``(low, high)`` water marks."""
-        return (self._low_water, self._high_water)
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        """Set the water marks: ``pause_writing()`` above ``high``, ``resume_writing()``
-        at ``low``.  Default high 64 KiB; default low a quarter of high."""
-        if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        if self._buffer_size > high and not self._protocol_paused:
-            self._protocol_paused = True
-            self._protocol.pause_writing()
-        elif self._protocol_paused and self._buffer_size <= low:
-            self._protocol_paused = False
-            self._protocol.resume_writing()
 
     # ------------------------------------------------------------ half-close
 
@@ -479,63 +347,13 @@ class StreamTransport:
 
     # ---------------------------------------------------------------- closing
 
-    def close(self) -> None:
-        """Stop reading, flush the write buffer, then close the socket and call
-        ``connection_lost(None)``."""
-        if self._state is not TransportState.OPEN:
-            return
-        self._state = TransportState.CLOSING
-        self._stop_reading()
-        if not self._buffer:
-            self._finish(None)
-
-    def abort(self) -> None:
-        """Close at once, dropping whatever is still buffered."""
-        self._force_close(None)
-
     def _fatal_error(self, exc: BaseException) -> None:
         if not isinstance(exc, _DISCONNECT_ERRORS):
             self._report(exc, "fatal error on transport")
         self._force_close(exc)
 
-    def _protocol_failed(self, exc: BaseException, method: str) -> None:
-        # A bug in the protocol: report it and drop this connection, whose
-        # state can no longer be trusted.  The loop and the other connections go on.
-        self._report(exc, f"protocol.{method}() raised; closing the connection")
-        self._force_close(exc)
-
-    def _report(self, exc: BaseException, message: str) -> None:
-        self._loop.call_exception_handler(
-            {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
-        )
-
-    def _force_close(self, exc: BaseException | None) -> None:
-        if self._state is TransportState.CLOSED:
-            return
-        if self._buffer:
-            self._buffer.clear()
-            self._buffer_size = 0
-            self._loop.remove_writer(self._fileno)
-        self._stop_reading()
-        self._finish(exc)
-
-    def _finish(self, exc: BaseException | None) -> None:
-        self._state = TransportState.CLOSED
-        self._loop.call_soon(self._call_connection_lost, exc)
-
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        if self._connection_lost_called:
-            return
-        self._connection_lost_called = True
-        try:
-            if self._protocol_connected:
-                self._protocol.connection_lost(exc)
-        finally:
-            sock = self._sock
-            self._sock = None
-            if sock is not None:
-                sock.close()
-            server = self._server
-            self._server = None
-            if server is not None:
-                server._detach(self)
+    def _released(self) -> None:
+        server = self._server
+        self._server = None
+        if server is not None:
+            server._detach(self)
