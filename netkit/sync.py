@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 import heapq
-from typing import Any, Generic, TypeVar
+from typing import Any, Callable, Generic, TypeVar
 
 from . import _runtime
 from .errors import QueueEmpty, QueueFull
@@ -247,23 +247,28 @@ class Queue(Generic[_T]):
                 waiter.set_result(None)
                 return
 
+    async def _wait_in_line(self, waiters: collections.deque[Future[Any]], blocked: Callable[[], bool]) -> None:
+        """Wait in ``waiters`` until woken.  A waiter cancelled after it was woken
+        passes its turn on (the free slot or the queued item is not lost)."""
+        waiter = _new_waiter()
+        waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            woken = waiter.done() and not waiter.cancelled()
+            waiter.cancel()
+            try:
+                waiters.remove(waiter)
+            except ValueError:
+                pass
+            if woken and not blocked():
+                self._wake_first(waiters)
+            raise
+
     async def put(self, item: _T) -> None:
         """Queue ``item``, waiting for room when the queue is full."""
         while self.full():
-            putter = _new_waiter()
-            self._putters.append(putter)
-            try:
-                await putter
-            except BaseException:
-                putter.cancel()
-                try:
-                    self._putters.remove(putter)
-                except ValueError:
-                    pass
-                if not self.full() and not putter.cancelled():
-                    # We were woken for a free slot but are leaving: pass it on.
-                    self._wake_first(self._putters)
-                raise
+            await self._wait_in_line(self._putters, self.full)
         self.put_nowait(item)
 
     def put_nowait(self, item: _T) -> None:
@@ -278,21 +283,7 @@ class Queue(Generic[_T]):
     async def get(self) -> _T:
         """Remove and return the next item, waiting for one when the queue is empty."""
         while self.empty():
-            getter = _new_waiter()
-            self._getters.append(getter)
-            try:
-                await getter
-            except BaseException:
-                getter.cancel()
-                try:
-                    self._getters.remove(getter)
-                except ValueError:
-                    pass
-                if not self.empty() and not getter.cancelled():
-                    # We were woken for an item but are leaving: the item stays
-                    # queued, and the next getter is woken for it.
-                    self._wake_first(self._getters)
-                raise
+            await self._wait_in_line(self._getters, self.empty)
         return self.get_nowait()
 
     def get_nowait(self) -> _T:
