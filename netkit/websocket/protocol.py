@@ -12,12 +12,18 @@ Outgoing frames, and why control frames overtake data
 Data frames go straight to the transport while its buffer is below the
 high-water mark (``write_limit``).  Above it, they wait in the protocol's
 *outbox*, and large payloads enter the transport in slices of
-``_SLICE`` bytes.  Pings, pongs and the close frame of a failure skip the
-outbox, so a keepalive ping never waits behind megabytes of queued data and
-times out for nothing; the socket's ``TCP_NOTSENT_LOWAT`` keeps the kernel's
-own unsent backlog small for the same reason.  A close frame started by the
-application goes after the data queued before it: what was sent before
-``close()`` is delivered.
+``_SLICE`` bytes.  Pings and pongs skip the outbox, so a keepalive ping never
+waits behind megabytes of queued data and times out for nothing; the
+socket's ``TCP_NOTSENT_LOWAT`` keeps the kernel's own unsent backlog small
+for the same reason.  A control frame may go between two frames but never
+inside one (RFC 6455 §5.4), so one that comes while a large frame is half
+way into the transport waits for the rest of that frame, and no longer.
+
+A close frame started by the application goes after the data queued before
+it: what was sent before ``close()`` is delivered.  When the peer broke the
+protocol, the data not yet started is dropped and the close frame follows
+the frame in progress: the connection has failed, and only the close frame
+still has something to say.
 """
 
 from __future__ import annotations
@@ -51,7 +57,12 @@ _SLICE = 64 * 1024
 # is trio's choice ("bandwidth × rescheduling interval" for a typical link);
 # more data waits in user space where control frames can overtake it.
 _NOTSENT_LOWAT = 16 * 1024
-_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25 if hasattr(socket, "SO_REUSEPORT") else None)
+# Python defines the constant on the systems that have the option (Linux, macOS).
+_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+
+# A frame this size or smaller (64 KiB of payload and the longest header: 10
+# bytes plus a 4-byte mask key) is written to an idle transport in one call.
+_DIRECT_LIMIT = _SLICE + 14
 
 
 # Close codes of a normal ending: normal closure, going away, and a close frame without a code.
@@ -144,6 +155,11 @@ class WebSocketProtocol(Protocol):
         self._conn: Connection | None = None
         self._outbox: collections.deque[bytes | memoryview] = collections.deque()
         self._outbox_size = 0
+        # Bytes of the frame being moved into the transport that are still in
+        # the outbox: while not 0, the transport ends inside a frame, and a
+        # control frame written now would land in the middle of its payload.
+        self._frame_left = 0
+        self._control_waiting: list[bytes] = []  # control frames held until that frame is in
         self._transport_paused = False
         self._user_paused = False
         self._close_notified = False
@@ -283,6 +299,7 @@ class WebSocketProtocol(Protocol):
                     handler.on_closing(self, event.code, event.reason)  # type: ignore[attr-defined]
                 elif kind is ConnectionFailed:
                     self._failed(event.error)  # type: ignore[attr-defined]
+                    self._drop_unstarted_frames()
                     handler.on_closing(self, event.code, str(event.error))  # type: ignore[attr-defined]
         except Exception as exc:
             self._handler_failed(exc, "a handler method")
@@ -308,6 +325,8 @@ class WebSocketProtocol(Protocol):
         self._cancel_timers()
         self._outbox.clear()
         self._outbox_size = 0
+        self._frame_left = 0
+        self._control_waiting = []
         error = self.closed_error()
         for waiter in self._ping_waiters.values():
             if not waiter.done():
@@ -391,55 +410,84 @@ class WebSocketProtocol(Protocol):
         return self.closed_error()
 
     def _flush(self) -> None:
-        """Write what the connection produced: control frames at once, data
-        frames through the outbox when the transport is full."""
+        """Write what the connection produced: control frames at once (between
+        two frames), data frames through the outbox when the transport is full."""
         conn = self._conn
         if self._outbox or self._transport_paused:
             control = conn.control_to_send()  # type: ignore[union-attr]
             if control:
-                self.transport.writelines(control)
+                if self._frame_left:
+                    self._control_waiting.extend(control)
+                else:
+                    self.transport.writelines(control)
             data = conn.data_to_send()  # type: ignore[union-attr]
-            for buffer in data:
-                self._outbox.append(buffer)
-                self._outbox_size += len(buffer)
             if data:
+                self._enqueue(data)
                 self._pump()
             return
+        # Nothing is queued, so the transport ends on a frame boundary.
         data = conn.data_to_send()  # type: ignore[union-attr]
         if not data:
             return
-        if len(data) == 1 and len(data[0]) <= _SLICE:
-            self.transport.write(data[0])  # the common case: one small frame
+        if len(data) == 1:
+            if len(data[0]) <= _DIRECT_LIMIT:
+                self.transport.write(data[0])  # the common case: one small frame
+                return
+        elif sum(map(len, data)) <= _DIRECT_LIMIT:
+            self.transport.writelines(data)  # a header and its payload: one sendmsg()
             return
+        self._enqueue(data)
+        self._pump()
+
+    def _enqueue(self, data: list[bytes]) -> None:
+        outbox = self._outbox
         for buffer in data:
-            if len(buffer) > _SLICE or self._outbox or self._transport_paused:
-                self._outbox.append(buffer)
-                self._outbox_size += len(buffer)
-            else:
-                self.transport.write(buffer)
-        if self._outbox:
-            self._pump()
+            outbox.append(buffer)
+            self._outbox_size += len(buffer)
 
     def _pump(self) -> None:
-        """Move queued data into the transport until it is full, in slices."""
+        """Move queued data into the transport until it is full, in slices;
+        control frames held back go in as soon as a frame ends."""
         outbox = self._outbox
         write = self.transport.write
         while outbox and not self._transport_paused:
             buffer = outbox[0]
+            if not self._frame_left:
+                self._frame_left = _frame_size(buffer)
             if len(buffer) > _SLICE:
                 view = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
                 outbox[0] = view[_SLICE:]
-                self._outbox_size -= _SLICE
+                written = _SLICE
                 write(view[:_SLICE].tobytes())
             else:
                 outbox.popleft()
-                self._outbox_size -= len(buffer)
+                written = len(buffer)
                 write(buffer)
+            self._outbox_size -= written
+            self._frame_left -= written
+            if not self._frame_left and self._control_waiting:
+                control, self._control_waiting = self._control_waiting, []
+                self.transport.writelines(control)
         if not outbox and not self._transport_paused and self._user_paused:
             self._user_paused = False
             self._call_handler("on_resume_writing")
         if self._closing_transport and not outbox:
             self._close_transport()
+
+    def _drop_unstarted_frames(self) -> None:
+        """Forget the queued frames that have not started to go out, keeping
+        the rest of the frame in progress (cutting it short would corrupt the
+        stream).  For a failed connection, whose close frame is all that
+        still matters."""
+        keep = self._frame_left
+        outbox = self._outbox
+        kept: collections.deque[bytes | memoryview] = collections.deque()
+        while keep and outbox:
+            buffer = outbox.popleft()  # frames end at buffer boundaries
+            kept.append(buffer)
+            keep -= len(buffer)
+        self._outbox = kept
+        self._outbox_size = sum(map(len, kept))
 
     def pause_writing(self) -> None:
         self._transport_paused = True
@@ -593,6 +641,25 @@ class WebSocketProtocol(Protocol):
         if self._close_handle is not None:
             self._close_handle.cancel()
             self._close_handle = None
+
+
+def _frame_size(start: bytes | memoryview) -> int:
+    """The total size of the frame that ``start`` begins with (our own output:
+    a frame's whole header, mask key included, is always in its first buffer)."""
+    # RFC 6455 §5.2: a 7-bit length, or 126 and 16 bits, or 127 and 64 bits;
+    # then the 4-byte masking key when the MASK bit is set.
+    second = start[1]
+    length = second & 0x7F
+    header = 2
+    if length == 126:
+        length = int.from_bytes(start[2:4], "big")
+        header = 4
+    elif length == 127:
+        length = int.from_bytes(start[2:10], "big")
+        header = 10
+    if second & 0x80:
+        header += 4
+    return header + length
 
 
 def _discard(data: bytes) -> None:
