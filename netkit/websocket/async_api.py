@@ -18,7 +18,7 @@ from typing import Any, AsyncIterable, AsyncIterator, Iterable
 from ..errors import ConnectionClosedOK
 from ..futures import Future
 from ..tasks import shield
-from .connection import State
+from .connection import OPEN, State
 from .protocol import WebSocketHandler, WebSocketProtocol
 
 __all__ = ["WebSocket"]
@@ -40,6 +40,7 @@ class WebSocket(WebSocketHandler):
         self._max_queue = max(1, protocol.options.max_queue)
         self._resume_at = max(0, self._max_queue // 4)
         self._reading_paused = False
+        self._discarded = 0  # messages dropped while closing with a full queue
         self._getter: Future[None] | None = None
         self._drain_waiters: list[Future[None]] = []
         self._closed: Future[None] | None = None
@@ -97,13 +98,20 @@ class WebSocket(WebSocketHandler):
     # -------------------------------------------------------------- receiving
 
     def on_message(self, ws: WebSocketProtocol, message: str | bytes) -> None:
-        self._messages.append(message)
+        messages = self._messages
+        if len(messages) >= self._max_queue and ws.state is not OPEN:
+            # We sent a close frame and the queue is full: keep reading so that
+            # the peer's close frame gets through, and discard what comes before
+            # it rather than buffer without bound (or stall the close).
+            self._discarded += 1
+            return
+        messages.append(message)
         getter = self._getter
         if getter is not None:
             self._getter = None
             if not getter.done():
                 getter.set_result(None)
-        if len(self._messages) >= self._max_queue and not self._reading_paused:
+        if len(messages) >= self._max_queue and not self._reading_paused and ws.state is OPEN:
             # The application is not keeping up: stop reading, so TCP pushes back on the peer.
             self._reading_paused = True
             ws.transport.pause_reading()

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .._runtime import get_running_loop
-from ..errors import ConnectionClosedError, ConnectionClosedOK, InvalidStateError, LimitExceeded
+from ..errors import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, InvalidStateError, LimitExceeded
 from ..protocols import Protocol
 from .connection import CLOSED, CLOSING, OPEN, Connection, Role, State
 from .events import BinaryMessage, CloseReceived, ConnectionFailed, Ping, Pong, TextMessage
@@ -285,9 +285,9 @@ class WebSocketProtocol(Protocol):
         assert conn is not None
         events = conn.receive_data(data)
         handler = self.handler
-        try:
-            for event in events:
-                kind = type(event)
+        for event in events:
+            kind = type(event)
+            try:  # costs nothing unless something raises (CPython 3.11+)
                 if kind is TextMessage or kind is BinaryMessage:
                     handler.on_message(self, event.data)  # type: ignore[attr-defined]
                 elif kind is Ping:
@@ -301,9 +301,10 @@ class WebSocketProtocol(Protocol):
                     self._failed(event.error)  # type: ignore[attr-defined]
                     self._drop_unstarted_frames()
                     handler.on_closing(self, event.code, str(event.error))  # type: ignore[attr-defined]
-        except Exception as exc:
-            self._handler_failed(exc, "a handler method")
-            return
+            except Exception as exc:
+                if self._handler_failed(exc, "a handler method"):
+                    continue
+                return
         self._flush()
         if conn.should_close_transport:
             self._close_transport()
@@ -520,8 +521,17 @@ class WebSocketProtocol(Protocol):
         conn.close(code, reason)
         self._flush()
         self._start_closing_deadline()
+        self._read_for_close()
         if conn.should_close_transport:
             self._close_transport()
+
+    def _read_for_close(self) -> None:
+        """Read again if reading was paused (unread messages, or by the
+        handler): the peer's close frame is behind whatever it sent, and the
+        closing handshake cannot complete without it."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a closing handshake."""
@@ -557,6 +567,7 @@ class WebSocketProtocol(Protocol):
             return
         self._set_data_handler(_discard)
         self._start_closing_deadline()
+        self._read_for_close()
         if transport.can_write_eof():
             transport.write_eof()
         else:
@@ -569,15 +580,24 @@ class WebSocketProtocol(Protocol):
         else:
             logger.info("closing connection from %s: protocol error: %s", self.remote_address, error)
 
-    def _handler_failed(self, exc: Exception, where: str) -> None:
-        self._report(exc, f"WebSocket handler failed in {where}; closing the connection with 1011")
+    def _handler_failed(self, exc: Exception, where: str) -> bool:
+        """A handler method raised: report it and close with 1011.  Returns
+        whether to go on handing events to the handler."""
         conn = self._conn
+        if isinstance(exc, ConnectionClosed) and conn is not None and conn.state is not OPEN:
+            # A handler that sent while the closing handshake was under way
+            # (an echo handler when the server shuts down): no bug, and the
+            # close is already going on.
+            return True
+        self._report(exc, f"WebSocket handler failed in {where}; closing the connection with 1011")
         if conn is not None and conn.state is OPEN and not self._lost:
             conn.close(1011, "internal error")
             self._flush()
             self._start_closing_deadline()
+            self._read_for_close()
         elif self.transport is not None:
             self.transport.abort()
+        return False
 
     def _report(self, exc: BaseException, message: str) -> None:
         if self.loop is not None:

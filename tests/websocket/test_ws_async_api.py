@@ -231,6 +231,31 @@ def test_close_against_a_peer_that_never_answers_but_trickles_data_is_aborted_at
     run(scenario())
 
 
+def test_close_completes_cleanly_while_unread_messages_have_paused_reading() -> None:
+    async def scenario() -> None:
+        outcome: dict[str, object] = {}
+        done = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            # Read nothing: the queue fills, and reading pauses.
+            while not ws._reading_paused:
+                await ws.ping()
+            await ws.close()
+            outcome.update(state=ws.state, code=ws.close_code)
+            done.set()
+
+        async with await serve(handler, "127.0.0.1", 0, max_queue=2, close_timeout=2) as server:
+            async with connect(uri_of(server)) as ws:
+                with pytest.raises(ConnectionClosedOK):
+                    for _ in range(1000):
+                        await ws.send(b"m" * 16384)
+                await done.wait()
+        # The peer's close frame was read behind the unread messages: no timeout, no abort.
+        assert outcome == {"state": State.CLOSED, "code": 1000}
+
+    run(scenario())
+
+
 # ---------------------------------------------------------------------- pings
 
 
