@@ -122,7 +122,8 @@ class WebSocket(WebSocketHandler):
         Raises ``ConnectionClosedOK`` after a normal close,
         ``ConnectionClosedError`` otherwise, once every queued message was read.
         """
-        while not self._messages:
+        messages = self._messages
+        while not messages:
             if self._no_more_messages():
                 raise self.protocol.closed_error()
             if self._getter is not None:
@@ -134,13 +135,16 @@ class WebSocket(WebSocketHandler):
             finally:
                 if self._getter is getter:
                     self._getter = None
-        message = self._messages.popleft()
-        if self._reading_paused and len(self._messages) <= self._resume_at:
-            self._reading_paused = False
-            transport = self.protocol.transport
-            if transport is not None and not transport.is_closing():
-                transport.resume_reading()
+        message = messages.popleft()
+        if self._reading_paused and len(messages) <= self._resume_at:
+            self._resume_reading()
         return message
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        transport = self.protocol.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def _no_more_messages(self) -> bool:
         conn = self.protocol.connection
@@ -153,7 +157,16 @@ class WebSocket(WebSocketHandler):
 
     async def _iterate(self) -> AsyncIterator[Message]:
         """Messages until the connection closes; ends quietly after a normal close."""
+        messages = self._messages
         while True:
+            if messages:
+                # recv() without its call when a message is waiting: the common
+                # case when messages arrive faster than they are handled.
+                message = messages.popleft()
+                if self._reading_paused and len(messages) <= self._resume_at:
+                    self._resume_reading()
+                yield message
+                continue
             try:
                 yield await self.recv()
             except ConnectionClosedOK:
@@ -168,6 +181,18 @@ class WebSocket(WebSocketHandler):
         An iterable or async iterable of ``str`` (or of bytes) is sent as one
         message in fragments, as the pieces come.
         """
+        protocol = self.protocol
+        kind = type(message)
+        if kind is str or kind is bytes or kind is bytearray or kind is memoryview:
+            if self._messages:
+                # More received messages wait to be handled, and most likely
+                # answered: let the answers go out together.
+                protocol._send_soon(message)  # type: ignore[arg-type]
+            else:
+                protocol.send(message)  # type: ignore[arg-type]
+            if protocol._user_paused:  # drain() inlined: no coroutine per message
+                await self.drain()
+            return
         if isinstance(message, (str, bytes, bytearray, memoryview)):
             self.protocol.send(message)
         elif hasattr(message, "__aiter__"):

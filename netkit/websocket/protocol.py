@@ -160,6 +160,12 @@ class WebSocketProtocol(Protocol):
         # control frame written now would land in the middle of its payload.
         self._frame_left = 0
         self._control_waiting: list[bytes] = []  # control frames held until that frame is in
+        # Batching: while the messages of one read are handed to the handler,
+        # what it sends stays in the connection and goes out in one write
+        # afterwards (``_held`` counts it, about the bytes, up to ``_SLICE``).
+        self._dispatching = False
+        self._held = 0
+        self._flush_scheduled = False
         self._transport_paused = False
         self._user_paused = False
         self._close_notified = False
@@ -285,27 +291,37 @@ class WebSocketProtocol(Protocol):
         assert conn is not None
         events = conn.receive_data(data)
         handler = self.handler
+        # Answers to the messages of this read are written together below:
+        # one send() system call for the batch instead of one per message.
+        self._dispatching = True
+        replied = False  # whether the core queued frames of its own (a pong, a close)
         for event in events:
             kind = type(event)
             try:  # costs nothing unless something raises (CPython 3.11+)
                 if kind is TextMessage or kind is BinaryMessage:
                     handler.on_message(self, event.data)  # type: ignore[attr-defined]
                 elif kind is Ping:
+                    replied = True
                     handler.on_ping(self, event.data)  # type: ignore[attr-defined]
                 elif kind is Pong:
                     self._pong_received(event)  # type: ignore[arg-type]
                 elif kind is CloseReceived:
+                    replied = True
                     self._start_closing_deadline()
                     handler.on_closing(self, event.code, event.reason)  # type: ignore[attr-defined]
                 elif kind is ConnectionFailed:
+                    replied = True
                     self._failed(event.error)  # type: ignore[attr-defined]
                     self._drop_unstarted_frames()
                     handler.on_closing(self, event.code, str(event.error))  # type: ignore[attr-defined]
             except Exception as exc:
                 if self._handler_failed(exc, "a handler method"):
                     continue
+                self._dispatching = False
                 return
-        self._flush()
+        self._dispatching = False
+        if replied or self._held:  # nothing to write otherwise (the async API answers later)
+            self._flush()
         if conn.should_close_transport:
             self._close_transport()
 
@@ -370,7 +386,33 @@ class WebSocketProtocol(Protocol):
             conn.send_text(message)
         else:
             conn.send_binary(message)  # type: ignore[arg-type]
+        if self._dispatching and self._held < _SLICE:
+            self._held += len(message) + 2  # at least a 2-byte header: never 0
+            return
         self._flush()
+
+    def _send_soon(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send ``message`` with whatever else is sent before the loop's next
+        turn, in one write (the async API uses it while more received
+        messages wait to be answered).  Up to ``_SLICE`` bytes are held."""
+        conn = self._conn
+        if conn is None or self._lost or not conn.writable:
+            raise self._not_sendable()
+        if type(message) is str:
+            conn.send_text(message)
+        else:
+            conn.send_binary(message)  # type: ignore[arg-type]
+        self._held += len(message) + 2
+        if self._held >= _SLICE:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._scheduled_flush)  # type: ignore[union-attr]
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        if self._held and not self._lost and not self.transport.is_closing():
+            self._flush()
 
     def send_fragment(self, data: str | bytes | bytearray | memoryview, *, first: bool, last: bool) -> None:
         """Send one fragment of a message sent in pieces (``first`` starts it,
@@ -413,6 +455,7 @@ class WebSocketProtocol(Protocol):
     def _flush(self) -> None:
         """Write what the connection produced: control frames at once (between
         two frames), data frames through the outbox when the transport is full."""
+        self._held = 0
         conn = self._conn
         if self._outbox or self._transport_paused:
             control = conn.control_to_send()  # type: ignore[union-attr]

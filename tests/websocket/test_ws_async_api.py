@@ -8,7 +8,7 @@ import pytest
 
 import netkit
 from netkit import ConnectionClosedError, ConnectionClosedOK
-from netkit.websocket import State, WebSocket, connect, serve
+from netkit.websocket import State, WebSocket, connect, serialize_frame, serve
 from netkit.websocket.frames import BINARY, CONTINUATION, PING, PONG, TEXT
 
 from ws_loop_helpers import RawClient, close_code_of, port_of, run, uri_of
@@ -538,5 +538,24 @@ def test_the_connection_exposes_its_handshake_and_addresses() -> None:
         assert seen["state"] is State.OPEN
         remote = seen["remote"]
         assert isinstance(remote, tuple) and remote[0] == "127.0.0.1"
+
+    run(scenario())
+
+
+def test_an_answer_sent_while_more_messages_wait_goes_out_even_if_the_handler_then_waits() -> None:
+    async def scenario() -> None:
+        never = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            first = await ws.recv()
+            await ws.send(f"got {first}")  # two more messages are queued by now
+            await never.wait()
+
+        async with await serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+            raw = await RawClient.open(port_of(server))
+            raw.writer.write(b"".join(serialize_frame(TEXT, word, mask=True) for word in (b"a", b"b", b"c")))
+            frame = await raw.read_frame()
+            assert frame is not None and frame.payload == b"got a"
+            raw.close()
 
     run(scenario())

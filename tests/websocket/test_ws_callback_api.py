@@ -10,6 +10,7 @@ import netkit
 from netkit import ConnectionClosedError, ConnectionClosedOK, InvalidStateError
 from netkit.websocket import Options, Role, State, WebSocket, WebSocketHandler, WebSocketProtocol, connect, serve
 from netkit.websocket.frames import BINARY, PING, PONG
+from netkit.websocket import serialize_frame
 
 from ws_loop_helpers import RawClient, port_of, run, small_buffer_listener, uri_of
 
@@ -275,5 +276,52 @@ def test_closed_callbacks_run_once_the_connection_is_closed() -> None:
             assert closed == [ws.protocol]
             ws.protocol.add_closed_callback(closed.append)  # already closed: at once
             assert closed == [ws.protocol, ws.protocol]
+
+    run(scenario())
+
+
+def test_answers_to_a_batch_of_messages_all_go_out_even_empty_ones() -> None:
+    async def scenario() -> None:
+        class Echo(WebSocketHandler):
+            def on_message(self, ws: WebSocketProtocol, message: str | bytes) -> None:
+                ws.send(message)
+
+        async with await serve(Echo, "127.0.0.1", 0, ping_interval=None) as server:
+            raw = await RawClient.open(port_of(server))
+            # Three messages in one write, so they are handled as one batch.
+            batch = [serialize_frame(BINARY, payload, mask=True) for payload in (b"first", b"", b"last")]
+            raw.writer.write(b"".join(batch))
+            echoed = [await raw.read_frame() for _ in range(3)]
+            assert [frame.payload for frame in echoed if frame is not None] == [b"first", b"", b"last"]
+            raw.close()
+
+    run(scenario())
+
+
+def test_a_handler_that_sends_until_paused_inside_on_message_gets_paused() -> None:
+    async def scenario() -> None:
+        sent: list[int] = []
+        done = netkit.Event()
+        bound = 5000  # 5 MB: far more than it takes to fill every buffer on the way
+
+        class Greedy(WebSocketHandler):
+            def on_message(self, ws: WebSocketProtocol, message: str | bytes) -> None:
+                count = 0
+                while not ws.is_writing_paused() and count < bound:
+                    ws.send(b"x" * 1000)
+                    count += 1
+                sent.append(count)
+                done.set()
+
+        sock = small_buffer_listener()
+        async with await serve(Greedy, sock=sock, ping_interval=None, close_timeout=1) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            raw.stop_reading()
+            raw.send_frame(BINARY, b"go")
+            await done.wait()
+            raw.close()
+        # What it sent inside on_message was not held back out of sight of the
+        # flow control it was watching: the loop saw the pause.
+        assert 0 < sent[0] < bound
 
     run(scenario())
