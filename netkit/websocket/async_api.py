@@ -291,7 +291,7 @@ class WebSocket(WebSocketHandler):
         protocol = self.protocol
         payload = protocol.ping(data)
         waiter: Future[float] = protocol.loop.create_future()  # type: ignore[union-attr]
-        protocol._ping_waiters[payload] = waiter
+        protocol._await_pong(payload, waiter)
         return await waiter
 
     async def pong(self, data: bytes = b"") -> None:

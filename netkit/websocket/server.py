@@ -66,7 +66,6 @@ class ServerProtocol(WebSocketProtocol):
         self._parser: RequestParser | None = RequestParser(**state.http_limits)
         self._open_handle: Any = None
         self._task: Any = None
-        self._counted = False
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -120,14 +119,15 @@ class ServerProtocol(WebSocketProtocol):
             self._open_handle = None
         self.response = outcome.response
         self.transport.write(outcome.to_bytes())
-        state.open_count += 1
-        self._counted = True
         conn = Connection(
             Role.SERVER,
             subprotocol=outcome.subprotocol,
             max_message_size=self.options.max_message_size,
             auto_pong=self.options.auto_pong,
         )
+        # Counted while self._conn is set, that is until connection_lost().
+        state.open_count += 1
+        self._conn = conn
         self._start_handler()
         self._open(conn, leftover)
 
@@ -171,8 +171,7 @@ class ServerProtocol(WebSocketProtocol):
             self._open_handle = None
         state = self._state
         state.protocols.discard(self)
-        if self._counted:
-            self._counted = False
+        if self._conn is not None:
             state.open_count -= 1
         super().connection_lost(exc)
 
