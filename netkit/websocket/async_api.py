@@ -13,6 +13,7 @@ rather than leave half a message on the wire).
 from __future__ import annotations
 
 import collections
+from collections.abc import Mapping
 from typing import Any, AsyncIterable, AsyncIterator, Iterable
 
 from ..errors import ConnectionClosedOK
@@ -195,6 +196,10 @@ class WebSocket(WebSocketHandler):
             return
         if isinstance(message, (str, bytes, bytearray, memoryview)):
             self.protocol.send(message)
+        elif isinstance(message, Mapping):
+            # Iterating a dict would send its keys: almost certainly a
+            # forgotten json.dumps().
+            raise TypeError("cannot send a dict (or another mapping): serialize it first, with json.dumps() say")
         elif hasattr(message, "__aiter__"):
             await self._send_fragments_async(message)  # type: ignore[arg-type]
         elif hasattr(message, "__iter__"):
@@ -215,13 +220,22 @@ class WebSocket(WebSocketHandler):
         except StopIteration:
             return  # nothing to send: no message
         kind = str if isinstance(current, str) else bytes
-        first = True
-        for following in iterator:
-            self._check_kind(current, kind)
-            self.protocol.send_fragment(current, first=first, last=False)
-            first = False
-            current = following
         self._check_kind(current, kind)
+        first = True
+        try:
+            for following in iterator:
+                # Checked before the piece ahead of it goes out: a wrong second
+                # piece then fails the call with nothing sent.
+                self._check_kind(following, kind)
+                self.protocol.send_fragment(current, first=first, last=False)
+                first = False
+                current = following
+        except BaseException:
+            if not first:
+                # Half a message is on the wire and nothing may follow it but
+                # its continuation: close rather than corrupt the stream.
+                self.protocol.close(1011, "message interrupted")
+            raise
         self.protocol.send_fragment(current, first=first, last=True)
 
     async def _send_fragments_async(self, pieces: AsyncIterable[Message]) -> None:

@@ -402,7 +402,7 @@ class WebSocketProtocol(Protocol):
         conn = self._conn
         if conn is None or self._lost or not conn.writable:
             raise self._not_sendable()
-        if type(message) is str:
+        if type(message) is str or isinstance(message, str):  # the exact type first: faster
             conn.send_text(message)
         else:
             conn.send_binary(message)  # type: ignore[arg-type]
@@ -418,7 +418,7 @@ class WebSocketProtocol(Protocol):
         conn = self._conn
         if conn is None or self._lost or not conn.writable:
             raise self._not_sendable()
-        if type(message) is str:
+        if type(message) is str or isinstance(message, str):  # the exact type first: faster
             conn.send_text(message)
         else:
             conn.send_binary(message)  # type: ignore[arg-type]

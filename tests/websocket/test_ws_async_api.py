@@ -4,6 +4,8 @@ closing, and cancellation."""
 
 from __future__ import annotations
 
+import enum
+
 import pytest
 
 import netkit
@@ -50,6 +52,22 @@ def test_bytearray_and_memoryview_are_sent_as_binary() -> None:
                 assert await ws.recv() == b"from a bytearray"
                 await ws.send(memoryview(b"xx from a view xx")[3:-3])
                 assert await ws.recv() == b"from a view"
+
+    run(scenario())
+
+
+def test_a_str_subclass_is_sent_as_text() -> None:
+    class Kind(enum.StrEnum):
+        HELLO = "hello"
+
+    async def scenario() -> None:
+        async with await serve(echo, "127.0.0.1", 0) as server:
+            async with connect(uri_of(server)) as ws:
+                await ws.send(Kind.HELLO)
+                echoed = await ws.recv()
+                assert type(echoed) is str and echoed == "hello"
+                ws.protocol.send(Kind.HELLO)  # the callback API's send, too
+                assert await ws.recv() == "hello"
 
     run(scenario())
 
@@ -112,6 +130,33 @@ def test_a_fragmented_message_mixing_text_and_bytes_is_refused() -> None:
                     await ws.send(["text", b"bytes"])
                 with pytest.raises(TypeError):
                     await ws.send(42)  # type: ignore[arg-type]
+                # A dict is iterable, but sending its keys is never what was meant.
+                with pytest.raises(TypeError, match="json.dumps"):
+                    await ws.send({"type": "hello"})  # type: ignore[arg-type]
+                await ws.send("still usable")
+                assert await ws.recv() == "still usable"
+
+    run(scenario())
+
+
+def test_a_piece_of_the_wrong_type_midway_closes_rather_than_corrupts() -> None:
+    async def scenario() -> None:
+        seen: list[BaseException] = []
+        ended = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            try:
+                await ws.recv()
+            except ConnectionClosedError as exc:
+                seen.append(exc)
+            ended.set()
+
+        async with await serve(handler, "127.0.0.1", 0) as server:
+            async with connect(uri_of(server)) as ws:
+                with pytest.raises(TypeError):
+                    await ws.send(["one", "two", b"three"])
+                await ended.wait()
+        assert len(seen) == 1 and seen[0].code == 1011
 
     run(scenario())
 
