@@ -8,6 +8,7 @@ a few KiB instead of the megabytes loopback would otherwise absorb."""
 from __future__ import annotations
 
 import resource
+import socket
 
 import netkit
 from netkit.websocket import State, WebSocket, broadcast, connect, serve
@@ -208,6 +209,10 @@ def test_ping_and_pong_overtake_megabytes_of_queued_data_without_splitting_a_fra
                 ws.send_nowait(bytes([index]) * MiB)
             # Megabytes wait in user space (the client reads nothing yet).
             assert ws.write_buffer_size > 4 * MiB
+            if hasattr(socket, "TCP_NOTSENT_LOWAT"):
+                # ...and little in the kernel, where nothing can overtake it.
+                sock = ws.protocol.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT) == 16 * 1024
             ws.protocol.ping(b"server ping")
             queued.set()
             await ws.wait_closed()
