@@ -524,8 +524,6 @@ class WebSocketProtocol(Protocol):
         """Move queued data into the transport until it is full, in slices;
         control frames held back go in as soon as a frame ends."""
         outbox = self._outbox
-        if outbox is None:
-            outbox = self._outbox = collections.deque()
         write = self.transport.write
         while outbox and not self._transport_paused:
             buffer = outbox[0]
