@@ -3,7 +3,7 @@ same sans-I/O core on asyncio, and the C ceiling.
 
     python benchmarks/bench_websocket.py                       # throughput and memory, 3 rounds
     python benchmarks/bench_websocket.py --rounds 5 --duration 3
-    python benchmarks/bench_websocket.py --sections throughput
+    python benchmarks/bench_websocket.py --sections throughput --workloads ping-pong --rounds 5
     python benchmarks/bench_websocket.py --reference-python /tmp/venv/bin/python
     python benchmarks/bench_websocket.py --serve netkit-callback --port 9000
 
@@ -377,6 +377,7 @@ def start_server(name: str, options: argparse.Namespace) -> Server:
 
 @dataclass
 class Workload:
+    name: str
     label: str
     args: list[str]
     size: int
@@ -439,19 +440,20 @@ def cpu_at(trace: list[tuple[float, float]], moment: float) -> float:
 
 
 WORKLOADS = [
-    Workload("64 B ping-pong (50 conns, 1 in flight)", ["-c", "50", "-s", "64", "-d", "1"], 64),
-    Workload("64 B pipelined (50 conns, 16 in flight)", ["-c", "50", "-s", "64", "-d", "16"], 64),
-    Workload("64 KiB (50 conns, 1 in flight)", ["-c", "50", "-s", "65536", "-d", "1"], 65536),
+    Workload("ping-pong", "64 B ping-pong (50 conns, 1 in flight)", ["-c", "50", "-s", "64", "-d", "1"], 64),
+    Workload("pipelined", "64 B pipelined (50 conns, 16 in flight)", ["-c", "50", "-s", "64", "-d", "16"], 64),
+    Workload("64k", "64 KiB (50 conns, 1 in flight)", ["-c", "50", "-s", "65536", "-d", "1"], 65536),
 ]
 
 
 def throughput(names: list[str], options: argparse.Namespace) -> None:
+    workloads = [workload for workload in WORKLOADS if workload.name in options.workloads]
     samples: dict[tuple[str, str], list[Sample]] = {}
     servers = {name: start_server(name, options) for name in names}
     try:
         for round_number in range(options.rounds):
             order = names[round_number % len(names):] + names[: round_number % len(names)]
-            for workload in WORKLOADS:
+            for workload in workloads:
                 for name in order:
                     sample = run_load(servers[name], workload, options)
                     samples.setdefault((workload.label, name), []).append(sample)
@@ -464,7 +466,7 @@ def throughput(names: list[str], options: argparse.Namespace) -> None:
     finally:
         for server in servers.values():
             server.stop()
-    for workload in WORKLOADS:
+    for workload in workloads:
         report_workload(workload, names, samples)
 
 
@@ -534,6 +536,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--sections", nargs="*", choices=["throughput", "memory"], default=["throughput", "memory"])
     parser.add_argument("--servers", nargs="*", help="which servers (default: all available)")
+    parser.add_argument(
+        "--workloads", nargs="*", choices=[w.name for w in WORKLOADS], default=[w.name for w in WORKLOADS]
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per run")
     parser.add_argument("--warmup", type=float, default=1.0)
