@@ -9,7 +9,8 @@ import pytest
 import netkit
 from netkit import ConnectionClosedError, HandshakeError, InvalidURI
 from netkit.http import Response
-from netkit.websocket import State, WebSocket, connect, serve
+from netkit.websocket import FrameParser, State, WebSocket, accept_key, connect, serialize_frame, serve
+from netkit.websocket.frames import CLOSE
 
 from ws_loop_helpers import port_of, run, uri_of
 
@@ -203,5 +204,47 @@ def test_client_keepalive_closes_a_server_that_stops_answering() -> None:
                 await ws.wait_closed()
                 assert ws.state is State.CLOSED
                 assert ws.protocol.connection.close_sent.code == 1011
+
+    run(scenario())
+
+
+def test_close_is_bounded_against_a_server_that_never_closes_tcp() -> None:
+    async def scenario() -> None:
+        held: list[netkit.StreamWriter] = []
+
+        async def lingering(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
+            # A server that answers the closing handshake but never closes TCP.
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept_key(key.decode()).encode() + b"\r\n\r\n"
+            )
+            parser = FrameParser(expect_masked=True)
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    return
+                for frame in parser.feed(data):
+                    if frame.opcode == CLOSE:
+                        writer.write(serialize_frame(CLOSE, frame.payload))
+                        held.append(writer)
+
+        server = await netkit.start_server(lingering, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        ws = await connect(f"ws://127.0.0.1:{port}/", close_timeout=0.2)
+        await netkit.wait_for(ws.close(1000, "bye"), 5)
+        # The closing handshake completed; the TCP close never came, and the
+        # one deadline of the closing sequence ended the wait.
+        assert ws.state is State.CLOSED
+        assert ws.close_code == 1000
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
 
     run(scenario())

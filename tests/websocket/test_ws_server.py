@@ -535,3 +535,25 @@ def test_a_thousand_connect_close_cycles_leak_no_file_descriptor() -> None:
         assert open_fds() == before
 
     run(scenario(), deadline=30)
+
+
+def test_close_is_bounded_against_a_client_that_answers_but_never_closes_tcp() -> None:
+    async def scenario() -> None:
+        outcome: dict[str, object] = {}
+        done = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            await netkit.wait_for(ws.close(1000, "bye"), 5)
+            outcome.update(state=ws.state, code=ws.close_code)
+            done.set()
+
+        async with await serve(handler, "127.0.0.1", 0, close_timeout=0.2, ping_interval=None) as server:
+            raw = await RawClient.open(port_of(server))
+            close = await raw.read_until_close()
+            assert close_code_of(close) == 1000
+            raw.send_close(1000)  # answers, then keeps the TCP connection open
+            await done.wait()
+            raw.close()
+        assert outcome == {"state": State.CLOSED, "code": 1000}
+
+    run(scenario())
