@@ -358,6 +358,7 @@ def test_keepalive_closes_a_peer_that_stops_answering_pings() -> None:
         async with await serve(handler, "127.0.0.1", 0, ping_interval=0.05, ping_timeout=0.05) as server:
             raw = await RawClient.open(port_of(server))
             pings = 0
+            last = None
             # The raw client reads but never answers: the server pings, then
             # gives up on it with 1011.
             while True:
@@ -366,9 +367,11 @@ def test_keepalive_closes_a_peer_that_stops_answering_pings() -> None:
                     break
                 if frame.opcode == PING:
                     pings += 1
+                last = frame
             await closed.wait()
             raw.close()
         assert pings >= 1
+        assert last is not None and close_code_of(last) == 1011
         assert len(seen) == 1 and isinstance(seen[0], ConnectionClosedError)
 
     run(scenario())
