@@ -13,6 +13,7 @@ rather than leave half a message on the wire).
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Mapping
 from typing import Any, AsyncIterable, AsyncIterator, Iterable
 
@@ -23,6 +24,8 @@ from .connection import OPEN, State
 from .protocol import WebSocketHandler, WebSocketProtocol
 
 __all__ = ["WebSocket"]
+
+logger = logging.getLogger("netkit.websocket")
 
 Message = str | bytes
 
@@ -195,7 +198,7 @@ class WebSocket(WebSocketHandler):
                 await self.drain()
             return
         if isinstance(message, (str, bytes, bytearray, memoryview)):
-            self.protocol.send(message)
+            self.protocol.send(message)  # a subclass (a StrEnum member, say)
         elif isinstance(message, Mapping):
             # Iterating a dict would send its keys: almost certainly a
             # forgotten json.dumps().
@@ -338,6 +341,13 @@ class WebSocket(WebSocketHandler):
                 getter.set_result(None)
 
     def on_close(self, ws: WebSocketProtocol, code: int, reason: str) -> None:
+        if self._discarded:
+            logger.debug(
+                "discarded %d message(s) from %s that arrived after close() with max_queue=%d unread",
+                self._discarded,
+                ws.remote_address,
+                self._max_queue,
+            )
         getter = self._getter
         if getter is not None:
             self._getter = None
