@@ -521,28 +521,38 @@ class WebSocketProtocol(Protocol):
             self._outbox_size += len(buffer)
 
     def _pump(self) -> None:
-        """Move queued data into the transport until it is full, in slices;
+        """Move queued data into the transport until it is full: a large
+        buffer in slices, small ones together, up to a slice per call;
         control frames held back go in as soon as a frame ends."""
         outbox = self._outbox
-        write = self.transport.write
+        transport = self.transport
         while outbox and not self._transport_paused:
             buffer = outbox[0]
-            if not self._frame_left:
-                self._frame_left = _frame_size(buffer)
             if len(buffer) > _SLICE:
+                if not self._frame_left:
+                    self._frame_left = _frame_size(buffer)
                 view = buffer if isinstance(buffer, memoryview) else memoryview(buffer)
                 outbox[0] = view[_SLICE:]
-                written = _SLICE
-                write(view[:_SLICE].tobytes())
-            else:
-                outbox.popleft()
-                written = len(buffer)
-                write(buffer)
-            self._outbox_size -= written
-            self._frame_left -= written
-            if not self._frame_left and self._control_waiting:
-                control, self._control_waiting = self._control_waiting, None
-                self.transport.writelines(control)
+                self._outbox_size -= _SLICE
+                self._frame_left -= _SLICE
+                transport.write(view[:_SLICE].tobytes())
+                continue
+            # Whole buffers, as many as fit in a slice, with one writelines():
+            # one system call for a burst of small frames, not one per frame.
+            batch: list[bytes | memoryview] = []
+            size = 0
+            while outbox and len(outbox[0]) <= _SLICE - size:
+                buffer = outbox.popleft()
+                if not self._frame_left:
+                    self._frame_left = _frame_size(buffer)
+                self._frame_left -= len(buffer)
+                size += len(buffer)
+                batch.append(buffer)
+                if not self._frame_left and self._control_waiting:
+                    batch.extend(self._control_waiting)
+                    self._control_waiting = None
+            self._outbox_size -= size
+            transport.writelines(batch)
         if not outbox and not self._transport_paused and self._user_paused:
             self._user_paused = False
             self._call_handler("on_resume_writing")

@@ -325,3 +325,21 @@ def test_a_handler_that_sends_until_paused_inside_on_message_gets_paused() -> No
         assert 0 < sent[0] < bound
 
     run(scenario())
+
+
+def test_a_burst_of_small_messages_arrives_whole_and_in_order() -> None:
+    async def scenario() -> None:
+        class Burst(WebSocketHandler):
+            def on_message(self, ws: WebSocketProtocol, message: str | bytes) -> None:
+                # Far more than one write's worth, from one call: the burst
+                # goes out in slices of many frames.
+                for index in range(3000):
+                    ws.send(index.to_bytes(4, "big") * 16)
+
+        async with await serve(Burst, "127.0.0.1", 0, ping_interval=None) as server:
+            async with connect(uri_of(server), max_queue=4) as ws:
+                await ws.send("go")
+                for index in range(3000):
+                    assert await ws.recv() == index.to_bytes(4, "big") * 16
+
+    run(scenario())
