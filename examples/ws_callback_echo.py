@@ -31,9 +31,10 @@ class Echo(websocket.WebSocketHandler):
 
 async def main(host: str, port: int, max_message_size: int) -> None:
     server = await websocket.serve(Echo, host, port, max_message_size=max_message_size)
-    print(f"websocket callback echo server listening on ws://{listening_on(server)}/", flush=True)
     stop = netkit.Event()
     stop_on_signals(stop)
+    # Announced once Ctrl-C and SIGTERM stop it cleanly: a script may signal it right away.
+    print(f"websocket callback echo server listening on ws://{listening_on(server)}/", flush=True)
     await stop.wait()
     server.close()
     await server.wait_closed()

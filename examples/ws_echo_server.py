@@ -23,9 +23,10 @@ async def echo(ws: websocket.WebSocket) -> None:
 
 async def main(host: str, port: int, max_message_size: int) -> None:
     server = await websocket.serve(echo, host, port, max_message_size=max_message_size)
-    print(f"websocket echo server listening on ws://{listening_on(server)}/", flush=True)
     stop = netkit.Event()
     stop_on_signals(stop)
+    # Announced once Ctrl-C and SIGTERM stop it cleanly: a script may signal it right away.
+    print(f"websocket echo server listening on ws://{listening_on(server)}/", flush=True)
     await stop.wait()
     server.close()
     await server.wait_closed()

@@ -13,15 +13,19 @@ rather than leave half a message on the wire).
 from __future__ import annotations
 
 import collections
+import logging
+from collections.abc import Mapping
 from typing import Any, AsyncIterable, AsyncIterator, Iterable
 
 from ..errors import ConnectionClosedOK
 from ..futures import Future
 from ..tasks import shield
-from .connection import State
+from .connection import OPEN, State
 from .protocol import WebSocketHandler, WebSocketProtocol
 
 __all__ = ["WebSocket"]
+
+logger = logging.getLogger("netkit.websocket")
 
 Message = str | bytes
 
@@ -40,6 +44,7 @@ class WebSocket(WebSocketHandler):
         self._max_queue = max(1, protocol.options.max_queue)
         self._resume_at = max(0, self._max_queue // 4)
         self._reading_paused = False
+        self._discarded = 0  # messages dropped while closing with a full queue
         self._getter: Future[None] | None = None
         self._drain_waiters: list[Future[None]] = []
         self._closed: Future[None] | None = None
@@ -97,13 +102,20 @@ class WebSocket(WebSocketHandler):
     # -------------------------------------------------------------- receiving
 
     def on_message(self, ws: WebSocketProtocol, message: str | bytes) -> None:
-        self._messages.append(message)
+        messages = self._messages
+        if len(messages) >= self._max_queue and ws.state is not OPEN:
+            # We sent a close frame and the queue is full: keep reading so that
+            # the peer's close frame gets through, and discard what comes before
+            # it rather than buffer without bound (or stall the close).
+            self._discarded += 1
+            return
+        messages.append(message)
         getter = self._getter
         if getter is not None:
             self._getter = None
             if not getter.done():
                 getter.set_result(None)
-        if len(self._messages) >= self._max_queue and not self._reading_paused:
+        if len(messages) >= self._max_queue and not self._reading_paused and ws.state is OPEN:
             # The application is not keeping up: stop reading, so TCP pushes back on the peer.
             self._reading_paused = True
             ws.transport.pause_reading()
@@ -114,7 +126,8 @@ class WebSocket(WebSocketHandler):
         Raises ``ConnectionClosedOK`` after a normal close,
         ``ConnectionClosedError`` otherwise, once every queued message was read.
         """
-        while not self._messages:
+        messages = self._messages
+        while not messages:
             if self._no_more_messages():
                 raise self.protocol.closed_error()
             if self._getter is not None:
@@ -126,13 +139,16 @@ class WebSocket(WebSocketHandler):
             finally:
                 if self._getter is getter:
                     self._getter = None
-        message = self._messages.popleft()
-        if self._reading_paused and len(self._messages) <= self._resume_at:
-            self._reading_paused = False
-            transport = self.protocol.transport
-            if transport is not None and not transport.is_closing():
-                transport.resume_reading()
+        message = messages.popleft()
+        if self._reading_paused and len(messages) <= self._resume_at:
+            self._resume_reading()
         return message
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        transport = self.protocol.transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def _no_more_messages(self) -> bool:
         conn = self.protocol.connection
@@ -145,7 +161,16 @@ class WebSocket(WebSocketHandler):
 
     async def _iterate(self) -> AsyncIterator[Message]:
         """Messages until the connection closes; ends quietly after a normal close."""
+        messages = self._messages
         while True:
+            if messages:
+                # recv() without its call when a message is waiting: the common
+                # case when messages arrive faster than they are handled.
+                message = messages.popleft()
+                if self._reading_paused and len(messages) <= self._resume_at:
+                    self._resume_reading()
+                yield message
+                continue
             try:
                 yield await self.recv()
             except ConnectionClosedOK:
@@ -160,8 +185,24 @@ class WebSocket(WebSocketHandler):
         An iterable or async iterable of ``str`` (or of bytes) is sent as one
         message in fragments, as the pieces come.
         """
+        protocol = self.protocol
+        kind = type(message)
+        if kind is str or kind is bytes or kind is bytearray or kind is memoryview:
+            if self._messages:
+                # More received messages wait to be handled, and most likely
+                # answered: let the answers go out together.
+                protocol._send_soon(message)  # type: ignore[arg-type]
+            else:
+                protocol.send(message)  # type: ignore[arg-type]
+            if protocol._user_paused:  # drain() inlined: no coroutine per message
+                await self.drain()
+            return
         if isinstance(message, (str, bytes, bytearray, memoryview)):
-            self.protocol.send(message)
+            self.protocol.send(message)  # a subclass (a StrEnum member, say)
+        elif isinstance(message, Mapping):
+            # Iterating a dict would send its keys: almost certainly a
+            # forgotten json.dumps().
+            raise TypeError("cannot send a dict (or another mapping): serialize it first, with json.dumps() say")
         elif hasattr(message, "__aiter__"):
             await self._send_fragments_async(message)  # type: ignore[arg-type]
         elif hasattr(message, "__iter__"):
@@ -182,13 +223,22 @@ class WebSocket(WebSocketHandler):
         except StopIteration:
             return  # nothing to send: no message
         kind = str if isinstance(current, str) else bytes
-        first = True
-        for following in iterator:
-            self._check_kind(current, kind)
-            self.protocol.send_fragment(current, first=first, last=False)
-            first = False
-            current = following
         self._check_kind(current, kind)
+        first = True
+        try:
+            for following in iterator:
+                # Checked before the piece ahead of it goes out: a wrong second
+                # piece then fails the call with nothing sent.
+                self._check_kind(following, kind)
+                self.protocol.send_fragment(current, first=first, last=False)
+                first = False
+                current = following
+        except BaseException:
+            if not first:
+                # Half a message is on the wire and nothing may follow it but
+                # its continuation: close rather than corrupt the stream.
+                self.protocol.close(1011, "message interrupted")
+            raise
         self.protocol.send_fragment(current, first=first, last=True)
 
     async def _send_fragments_async(self, pieces: AsyncIterable[Message]) -> None:
@@ -258,7 +308,7 @@ class WebSocket(WebSocketHandler):
         protocol = self.protocol
         payload = protocol.ping(data)
         waiter: Future[float] = protocol.loop.create_future()  # type: ignore[union-attr]
-        protocol._ping_waiters[payload] = waiter
+        protocol._await_pong(payload, waiter)
         return await waiter
 
     async def pong(self, data: bytes = b"") -> None:
@@ -291,6 +341,13 @@ class WebSocket(WebSocketHandler):
                 getter.set_result(None)
 
     def on_close(self, ws: WebSocketProtocol, code: int, reason: str) -> None:
+        if self._discarded:
+            logger.debug(
+                "discarded %d message(s) from %s that arrived after close() with max_queue=%d unread",
+                self._discarded,
+                ws.remote_address,
+                self._max_queue,
+            )
         getter = self._getter
         if getter is not None:
             self._getter = None

@@ -66,7 +66,6 @@ class ServerProtocol(WebSocketProtocol):
         self._parser: RequestParser | None = RequestParser(**state.http_limits)
         self._open_handle: Any = None
         self._task: Any = None
-        self._counted = False
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -78,7 +77,10 @@ class ServerProtocol(WebSocketProtocol):
 
     def _open_timed_out(self) -> None:
         self._open_handle = None
-        logger.info("opening handshake from %s timed out after %s s; dropping it", self.remote_address, self.options.open_timeout)
+        if self.response is None:
+            logger.info("opening handshake from %s timed out after %s s; dropping it", self.remote_address, self.options.open_timeout)
+        else:
+            logger.info("%s did not read its HTTP answer within %s s; dropping it", self.remote_address, self.options.open_timeout)
         self.transport.abort()
 
     def _head_received(self, data: bytes) -> None:
@@ -117,22 +119,24 @@ class ServerProtocol(WebSocketProtocol):
             self._open_handle = None
         self.response = outcome.response
         self.transport.write(outcome.to_bytes())
-        state.open_count += 1
-        self._counted = True
         conn = Connection(
             Role.SERVER,
             subprotocol=outcome.subprotocol,
             max_message_size=self.options.max_message_size,
             auto_pong=self.options.auto_pong,
         )
+        # Counted while self._conn is set, that is until connection_lost().
+        state.open_count += 1
+        self._conn = conn
         self._start_handler()
         self._open(conn, leftover)
 
     def _answer(self, response: Response) -> None:
-        """Answer plain HTTP (a page, an error) and close the connection."""
-        if self._open_handle is not None:
-            self._open_handle.cancel()
-            self._open_handle = None
+        """Answer plain HTTP (a page, an error) and close the connection.
+
+        The opening deadline keeps running: a client that asks for a page
+        and never reads it cannot hold the connection (and the page) for ever.
+        """
         self.response = response
         self.transport.write(serialize_response(response))
         self.transport.close()
@@ -167,8 +171,7 @@ class ServerProtocol(WebSocketProtocol):
             self._open_handle = None
         state = self._state
         state.protocols.discard(self)
-        if self._counted:
-            self._counted = False
+        if self._conn is not None:
             state.open_count -= 1
         super().connection_lost(exc)
 
@@ -199,6 +202,7 @@ class WebSocketServer:
     def __init__(self, server: Server, state: _ServerState) -> None:
         self.server = server
         self._state = state
+        self._serving_forever: Any = None
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -218,6 +222,8 @@ class WebSocketServer:
         """Stop accepting; close open connections with ``code`` (drop those still in the handshake)."""
         self._state.closing = True
         self.server.close()
+        if self._serving_forever is not None and not self._serving_forever.done():
+            self._serving_forever.set_result(None)
         for protocol in list(self._state.protocols):
             if protocol.connection is None:
                 protocol.abort()
@@ -237,10 +243,18 @@ class WebSocketServer:
             await gather(*tasks, return_exceptions=True)
 
     async def serve_forever(self) -> None:
-        """Serve until cancelled (or closed); cancelling closes the server."""
+        """Serve until cancelled (or closed); cancelling closes the server and
+        its connections (1001), and waits for them to end."""
+        if self._serving_forever is not None:
+            raise RuntimeError("serve_forever() is already running")
+        # Not the listener's own serve_forever(): on the way out, it waits for
+        # every connection to end before anything has asked them to.
+        self.server.start_serving_now()
+        self._serving_forever = get_running_loop().create_future()
         try:
-            await self.server.serve_forever()
+            await self._serving_forever
         finally:
+            self._serving_forever = None
             self.close()
             await self.wait_closed()
 

@@ -1,0 +1,274 @@
+"""Flow control both ways, control frames overtaking queued data, and
+broadcast to many clients with one that never reads.
+
+The peers that do not read are raw clients on sockets with small kernel
+buffers (and servers listen on such sockets), so that TCP pushes back after
+a few KiB instead of the megabytes loopback would otherwise absorb."""
+
+from __future__ import annotations
+
+import resource
+import socket
+
+import netkit
+from netkit.websocket import State, WebSocket, broadcast, connect, serve
+from netkit.websocket.frames import BINARY, CLOSE, PING, PONG, TEXT
+
+from ws_loop_helpers import RawClient, close_code_of, port_of, run, small_buffer_listener, uri_of
+
+MiB = 1 << 20
+
+
+# ------------------------------------------------------------------- sending
+
+
+def test_send_waits_at_the_high_water_mark_of_a_client_that_does_not_read() -> None:
+    async def scenario() -> None:
+        write_limit = 64 * 1024
+        size = 64 * 1024
+        count = 100  # 6.4 MiB: far more than every buffer on the way together
+        progress = {"sent": 0, "largest_after_send": 0, "at_pause": -1}
+        paused = netkit.Event()
+        finished = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            def on_pause_writing(protocol) -> None:
+                if not paused.is_set():
+                    progress["at_pause"] = protocol.write_buffer_size
+                    paused.set()
+
+            ws.on_pause_writing = on_pause_writing  # type: ignore[method-assign]
+            for index in range(count):
+                await ws.send(index.to_bytes(4, "big") * (size // 4))
+                progress["sent"] += 1
+                progress["largest_after_send"] = max(progress["largest_after_send"], ws.write_buffer_size)
+            finished.set()
+            await ws.wait_closed()
+
+        sock = small_buffer_listener()
+        async with await serve(handler, sock=sock, write_limit=write_limit, ping_interval=None, close_timeout=1) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            raw.stop_reading()
+            await paused.wait()
+            # The handler is stuck in send(): the client reads nothing.
+            assert not finished.is_set() and progress["sent"] < count
+            connection = next(iter(server.connections))
+            assert connection.is_writing_paused()
+            assert progress["at_pause"] <= write_limit + size + 14
+            assert connection.write_buffer_size <= write_limit + size + 14
+            # Now the client reads: every message arrives whole and in order,
+            # and the handler gets to the end.
+            for index in range(count):
+                frame = await raw.read_frame()
+                assert frame is not None and frame.opcode == BINARY
+                assert frame.payload == index.to_bytes(4, "big") * (size // 4)
+            await finished.wait()
+            raw.close()
+        # After each send() returned, no more than write_limit was buffered.
+        assert progress["largest_after_send"] <= write_limit
+
+    run(scenario())
+
+
+def test_broadcast_skips_a_client_that_never_reads_and_delays_no_other() -> None:
+    async def scenario() -> None:
+        clients = 200
+        rounds = 40
+        write_limit = 16 * 1024
+        message = "m" * 2048
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        needed = 4 * clients + 64
+        if soft != resource.RLIM_INFINITY and soft < needed:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
+
+        server_side: list[WebSocket] = []
+        all_joined = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            server_side.append(ws)
+            if len(server_side) == clients:
+                all_joined.set()
+            await ws.wait_closed()
+
+        sock = small_buffer_listener()
+        async with await serve(handler, sock=sock, write_limit=write_limit, ping_interval=None, close_timeout=1) as server:
+            stalled = await RawClient.open(port_of(server), buffer_size=4096)
+            stalled.stop_reading()
+            readers = [await connect(uri_of(server), ping_interval=None) for _ in range(clients - 1)]
+            await all_joined.wait()
+            stalled_side = server_side[0]
+            received = [0] * len(readers)
+            round_done = netkit.Event()
+            progress = {"this_round": 0}
+
+            async def read(index: int) -> None:
+                ws = readers[index]
+                for expected in range(rounds):
+                    assert await ws.recv() == f"{expected:04d}" + message
+                    received[index] += 1
+                    progress["this_round"] += 1
+                    if progress["this_round"] == len(readers):
+                        round_done.set()
+
+            tasks = [netkit.create_task(read(index)) for index in range(len(readers))]
+            skipped = 0
+            largest_stalled_buffer = 0
+            for number in range(rounds):
+                progress["this_round"] = 0
+                round_done.clear()
+                skipped += broadcast(server_side, f"{number:04d}" + message)
+                largest_stalled_buffer = max(largest_stalled_buffer, stalled_side.write_buffer_size)
+                # Every reader gets this round's message while one client is stalled.
+                await round_done.wait()
+            await netkit.gather(*tasks)
+            assert received == [rounds] * len(readers)
+            # The stalled client was skipped rather than buffered for without bound.
+            assert skipped > 0
+            assert largest_stalled_buffer <= write_limit + len(message) + 8
+            assert stalled_side.state is State.OPEN
+            # What it was sent (every message it was not skipped for) is whole and in order.
+            numbers = []
+            while len(numbers) < rounds - skipped:
+                frame = await stalled.read_frame()
+                assert frame is not None and frame.opcode == TEXT
+                text = frame.payload.decode()
+                assert text[4:] == message
+                numbers.append(int(text[:4]))
+            assert numbers == sorted(set(numbers))
+            stalled.close()
+            for ws in readers:
+                await ws.close()
+
+    run(scenario(), deadline=30)
+
+
+# ----------------------------------------------------------------- receiving
+
+
+def test_an_application_that_does_not_recv_stops_reading_at_max_queue() -> None:
+    async def scenario() -> None:
+        max_queue = 4
+        size = 16 * 1024
+        count = 200  # 3.2 MiB: more than every buffer on the way together
+        reading_paused = netkit.Event()
+        go = netkit.Event()
+        server_side: list[WebSocket] = []
+        received: list[bytes] = []
+        all_received = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            server_side.append(ws)
+            transport = ws.protocol.transport
+            pause = transport.pause_reading
+
+            def pause_and_tell() -> None:
+                pause()
+                reading_paused.set()
+
+            transport.pause_reading = pause_and_tell
+            await go.wait()
+            for _ in range(count):
+                received.append(await ws.recv())  # type: ignore[arg-type]
+            all_received.set()
+
+        async def send_all(raw: RawClient) -> None:
+            for index in range(count):
+                raw.send_frame(BINARY, index.to_bytes(4, "big") * (size // 4))
+                await raw.writer.drain()
+
+        sock = small_buffer_listener()
+        async with await serve(handler, sock=sock, max_queue=max_queue, ping_interval=None, close_timeout=1) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            sender = netkit.create_task(send_all(raw))
+            await reading_paused.wait()
+            ws = server_side[0]
+            # At most max_queue messages wait for recv(); the transport stopped
+            # reading, so TCP holds the client back: its sends cannot finish.
+            assert len(ws._messages) == max_queue
+            assert not ws.protocol.transport.is_reading()
+            assert not sender.done()
+            go.set()
+            await sender
+            await all_received.wait()
+            raw.close()
+        assert received == [index.to_bytes(4, "big") * (size // 4) for index in range(count)]
+
+    run(scenario())
+
+
+# ------------------------------------------------------- control frames first
+
+
+def test_ping_and_pong_overtake_megabytes_of_queued_data_without_splitting_a_frame() -> None:
+    async def scenario() -> None:
+        messages = 8
+        queued = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            for index in range(messages):
+                ws.send_nowait(bytes([index]) * MiB)
+            # Megabytes wait in user space (the client reads nothing yet).
+            assert ws.write_buffer_size > 4 * MiB
+            if hasattr(socket, "TCP_NOTSENT_LOWAT"):
+                # ...and little in the kernel, where nothing can overtake it.
+                sock = ws.protocol.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT) == 16 * 1024
+            ws.protocol.ping(b"server ping")
+            queued.set()
+            await ws.wait_closed()
+
+        sock = small_buffer_listener()
+        async with await serve(handler, sock=sock, max_message_size=None, ping_interval=None, close_timeout=1) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            raw.stop_reading()
+            await queued.wait()
+            # The client's own ping is answered ahead of the queued data too.
+            raw.send_frame(PING, b"client ping")
+            order: list[tuple[int, bytes]] = []
+            while sum(1 for opcode, _ in order if opcode == BINARY) < messages:
+                frame = await raw.read_frame()  # fails on a corrupted stream
+                assert frame is not None
+                order.append((frame.opcode, frame.payload if frame.opcode != BINARY else frame.payload[:1]))
+            raw.close()
+        data_positions = [i for i, (opcode, _) in enumerate(order) if opcode == BINARY]
+        ping_position = order.index((PING, b"server ping"))
+        pong_position = order.index((PONG, b"client ping"))
+        # Each control frame waited at most for the data frame in progress.
+        assert ping_position <= 1
+        assert pong_position <= 2
+        assert len(data_positions) == messages
+        assert [payload for opcode, payload in order if opcode == BINARY] == [bytes([i]) for i in range(messages)]
+
+    run(scenario())
+
+
+def test_a_failed_connection_sends_its_close_frame_after_the_frame_in_progress_only() -> None:
+    async def scenario() -> None:
+        queued = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            for index in range(8):
+                ws.send_nowait(bytes([index]) * MiB)
+            queued.set()
+            await ws.wait_closed()
+
+        sock = small_buffer_listener()
+        async with await serve(handler, sock=sock, max_message_size=None, ping_interval=None, close_timeout=1) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            raw.stop_reading()
+            await queued.wait()
+            # An unmasked frame from a client breaks the protocol (RFC 6455 §5.1).
+            raw.writer.write(b"\x81\x02hi")
+            data_frames = 0
+            while True:
+                frame = await raw.read_frame()
+                assert frame is not None
+                if frame.opcode == CLOSE:
+                    break
+                data_frames += 1
+            raw.close()
+        assert close_code_of(frame) == 1002
+        # The megabytes not yet started were dropped, not sent first.
+        assert data_frames <= 1
+
+    run(scenario())
