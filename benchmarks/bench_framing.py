@@ -29,6 +29,11 @@ copying a payload behind its header next to handing both to a ``sendmsg``-style
 ``writelines`` (which wraps each buffer in a memoryview): where that crosses is
 the size above which ``send_frame`` stops copying.
 
+``adapter``: what ``FramedProtocol`` itself costs per read for an echo (decode
+the read, hand the frames over, encode the replies), on a transport that
+drops what is written: reads of 1, 8 and 64 frames of 256 bytes, whole or cut
+inside a frame, answered with one write per read or one per frame.
+
 ``loopback``: framed echo over real loopback sockets.  Each server runs in its
 own process pinned to CPU 1 and the C load generator
 (``/tmp/netkit-tools/loadgen framed``, see ``/work/shared/tools/README.md``)
@@ -75,7 +80,7 @@ BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCHMARKS)
 sys.path.insert(0, ROOT)
 
-from netkit.framing import DelimitedFramer, LengthPrefixFramer, read_frame  # noqa: E402
+from netkit.framing import DelimitedFramer, FramedProtocol, LengthPrefixFramer, read_frame  # noqa: E402
 
 CHUNK_SIZE = 64 * 1024
 HEADER = struct.Struct("!I")
@@ -389,6 +394,69 @@ def section_encode(options: Options) -> None:
         print(f"  {size:>7,} bytes: copy {copy:6.0f} ns, two memoryviews {views:4.0f} ns")
 
 
+class NullTransport:
+    """Accepts writes and drops them: what FramedProtocol costs without any I/O."""
+
+    def write(self, data: object) -> None:
+        pass
+
+    def writelines(self, parts: object) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+class BatchingEcho(FramedProtocol):
+    """The echo of examples/framed_echo_server.py: one write per read."""
+
+    def frames_received(self, frames: list[bytes]) -> None:
+        self.send_frames(frames)
+
+
+class FrameAtATimeEcho(FramedProtocol):
+    """The same echo written the obvious way: one write per frame."""
+
+    def frame_received(self, frame: bytes) -> None:
+        self.send_frame(frame)
+
+
+def echo_reads(protocol_class: type[FramedProtocol], reads: list[bytes], frames_per_read: int) -> int:
+    protocol = protocol_class()
+    protocol.connection_made(NullTransport())
+    data_received = protocol.data_received
+    for data in reads:
+        data_received(data)
+    return len(reads) * frames_per_read
+
+
+def section_adapter(options: Options) -> None:
+    """FramedProtocol's own cost per read: decode, deliver, encode the replies."""
+    read_count = 20_000 if options.quick else 100_000
+    print("\nFramedProtocol echo per read: 256-byte frames, on a transport that drops writes")
+    print("(on a socket each write is also a send() system call, which costs more than all of this)")
+    for frames_per_read in (1, 8, 64):
+        chunk = LengthPrefixFramer("!I").encode_many([bytes(256)] * frames_per_read)
+        cut = len(chunk) // 2 + 3  # inside a frame's body
+        whole = [chunk] * read_count
+        cut_reads = [chunk[:cut], chunk[cut:]] * (read_count // 2)
+        runs = [
+            ("one write per read, reads end with a frame", BatchingEcho, whole),
+            ("one write per read, reads cut inside a frame", BatchingEcho, cut_reads),
+            ("one write per frame (send_frame)", FrameAtATimeEcho, whole),
+        ]
+        print(f"  {frames_per_read} frame(s) per read")
+        for name, protocol_class, reads in runs:
+            seconds, frames = best_time(lambda: echo_reads(protocol_class, reads, frames_per_read), options.repeats)
+            if protocol_class is BatchingEcho and reads is cut_reads:
+                frames //= 2  # two reads carry one read's worth of frames
+            per_read = seconds / len(reads) * 1e6
+            print(f"    {name:<48}{per_read:8.2f} µs/read {seconds / frames * 1e9:8.0f} ns/frame")
+
+
 # -- framed echo over loopback ------------------------------------------------------------
 
 # The server and the load generator each get a core of their own, so that
@@ -608,6 +676,7 @@ SECTIONS: dict[str, Callable[[Options], None]] = {
     "varint": section_varint,
     "lines": section_lines,
     "encode": section_encode,
+    "adapter": section_adapter,
     "loopback": section_loopback,
 }
 
