@@ -42,10 +42,13 @@ connections and checking every echoed byte.  The servers:
 
 * netkit: ``examples/framed_echo_server.py``, a ``FramedProtocol`` subclass
   that answers each read's frames with one ``send_frames``, on netkit's loop;
-* asyncio, same protocol: that very class on an asyncio loop
-  (``benchmarks/asyncio_framed_echo.py --style protocol``);
+* netkit, one write per frame: the same protocol answering each frame with
+  its own ``send_frame``, which shows what batching the writes saves
+  (``benchmarks/framed_echo_variants.py --loop netkit --style per-frame``);
+* asyncio, same protocol: the example's class on an asyncio loop
+  (``--loop asyncio --style protocol``), which compares the loops alone;
 * asyncio streams: the usual asyncio framed server, ``readexactly`` for the
-  header then the body, one write per frame (``--style streams``);
+  header then the body, one write per frame (``--loop asyncio --style streams``);
 * echo_c: the single-threaded epoll C server, the practical ceiling.
 
 The servers take turns, round after round, and the table gives medians.  The
@@ -612,6 +615,7 @@ def median_run(runs: list[EchoRun]) -> EchoRun:
 
 
 NETKIT = "netkit FramedProtocol"
+NETKIT_PER_FRAME = "netkit, one write per frame"
 ASYNCIO_PROTOCOL = "asyncio, same FramedProtocol"
 ASYNCIO_STREAMS = "asyncio streams, readexactly"
 ECHO_C = "echo_c (C, epoll)"
@@ -624,12 +628,12 @@ def section_loopback(options: Options) -> None:
               "(make -C /work/shared/tools)")
         return
     python = sys.executable
+    variants = [python, os.path.join(BENCHMARKS, "framed_echo_variants.py")]
     servers = [
         EchoServer(NETKIT, [python, os.path.join(ROOT, "examples", "framed_echo_server.py"), "--port", "{port}"], True),
-        EchoServer(ASYNCIO_PROTOCOL, [python, os.path.join(BENCHMARKS, "asyncio_framed_echo.py"),
-                                      "--style", "protocol", "--port", "{port}"], True),
-        EchoServer(ASYNCIO_STREAMS, [python, os.path.join(BENCHMARKS, "asyncio_framed_echo.py"),
-                                     "--style", "streams", "--port", "{port}"], True),
+        EchoServer(NETKIT_PER_FRAME, [*variants, "--loop", "netkit", "--style", "per-frame", "--port", "{port}"], True),
+        EchoServer(ASYNCIO_PROTOCOL, [*variants, "--loop", "asyncio", "--style", "protocol", "--port", "{port}"], True),
+        EchoServer(ASYNCIO_STREAMS, [*variants, "--loop", "asyncio", "--style", "streams", "--port", "{port}"], True),
         EchoServer(ECHO_C, [options.echo_c, "--mode", "framed", "--port", "{port}"], False),
     ]
     loads = [
@@ -651,19 +655,19 @@ def section_loopback(options: Options) -> None:
                 runs[server.name].append(run_echo(server, load, options))
         medians = {name: median_run(server_runs) for name, server_runs in runs.items()}
         print(f"\n  {load.title}")
-        print(f"  {'server':<30}{'frames/s':>11}{'(min - max)':>22}{'p99 µs':>9}"
+        print(f"  {'server':<30}{'frames/s':>11}  {'(min - max)':^25}{'p99 µs':>8}"
               f"{'CPU used':>10}{'frames/CPU-s':>14}")
         for name, m in medians.items():
             low = min(r.frames_per_s for r in runs[name])
             high = max(r.frames_per_s for r in runs[name])
-            print(f"  {name:<30}{m.frames_per_s:>11,.0f}   ({low:>8,.0f} - {high:>8,.0f}){m.p99_us:>9,.0f}"
+            print(f"  {name:<30}{m.frames_per_s:>11,.0f}  ({low:>10,.0f} - {high:>10,.0f}){m.p99_us:>8,.0f}"
                   f"{m.cpu_share:>9.0%} {m.frames_per_cpu_second:>13,.0f}")
         netkit = medians[NETKIT]
-        for other in (ASYNCIO_PROTOCOL, ASYNCIO_STREAMS):
+        for other in (NETKIT_PER_FRAME, ASYNCIO_PROTOCOL, ASYNCIO_STREAMS):
             rate_ratio = netkit.frames_per_s / medians[other].frames_per_s
             cpu_ratio = netkit.frames_per_cpu_second / medians[other].frames_per_cpu_second
             verdict = ""
-            if load_index == 0 and other == ASYNCIO_PROTOCOL:
+            if load_index == 0 and other in (ASYNCIO_PROTOCOL, ASYNCIO_STREAMS):
                 verdict = f"   target 1.5x: {'met' if rate_ratio >= 1.5 else 'MISSED'}"
             print(f"  netkit / {other}: {rate_ratio:.2f}x frames/s, {cpu_ratio:.2f}x frames/CPU-s{verdict}")
         c = medians[ECHO_C]
