@@ -603,15 +603,24 @@ def run_echo(server: EchoServer, load: Load, options: Options) -> EchoRun:
     return EchoRun(report["msgs_per_s"], report["lat_p99_us"], report["msgs"], wall_end - wall_start, cpu_end - cpu_start)
 
 
-def median_run(runs: list[EchoRun]) -> EchoRun:
-    """The medians of each figure over the rounds."""
-    return EchoRun(
-        statistics.median(r.frames_per_s for r in runs),
-        statistics.median(r.p99_us for r in runs),
-        int(statistics.median(r.frames for r in runs)),
-        statistics.median(r.wall_seconds for r in runs),
-        statistics.median(r.cpu_seconds for r in runs),
-    )
+@dataclass
+class EchoSummary:
+    """The median of each figure over the rounds (each taken separately, so
+    frames/CPU-s is the median of the rounds' own ratios)."""
+
+    frames_per_s: float
+    p99_us: float
+    cpu_share: float
+    frames_per_cpu_second: float
+
+    @classmethod
+    def of(cls, runs: list[EchoRun]) -> EchoSummary:
+        return cls(
+            statistics.median(r.frames_per_s for r in runs),
+            statistics.median(r.p99_us for r in runs),
+            statistics.median(r.cpu_share for r in runs),
+            statistics.median(r.frames_per_cpu_second for r in runs),
+        )
 
 
 NETKIT = "netkit FramedProtocol"
@@ -653,7 +662,7 @@ def section_loopback(options: Options) -> None:
             shift = round_index % len(servers)
             for server in servers[shift:] + servers[:shift]:
                 runs[server.name].append(run_echo(server, load, options))
-        medians = {name: median_run(server_runs) for name, server_runs in runs.items()}
+        medians = {name: EchoSummary.of(server_runs) for name, server_runs in runs.items()}
         print(f"\n  {load.title}")
         print(f"  {'server':<30}{'frames/s':>11}  {'(min - max)':^25}{'p99 µs':>8}"
               f"{'CPU used':>10}{'frames/CPU-s':>14}")
