@@ -470,6 +470,9 @@ LOADGEN_WARMUP = 1.0  # seconds loadgen runs before it starts measuring
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # The load of the target: 50 connections, each keeping 8 frames of 256 bytes in flight.
 LOAD_ARGS = ["-c", "50", "-s", "256", "-d", "8"]
+# A Python server busy less than this share of its CPU was not the bottleneck:
+# each should be near 100% under this load on a machine with nothing else to do.
+SATURATED = 0.9
 
 
 @dataclass
@@ -671,6 +674,10 @@ def section_loopback(options: Options) -> None:
             high = max(r.frames_per_s for r in runs[name])
             print(f"  {name:<30}{m.frames_per_s:>11,.0f}  ({low:>10,.0f} - {high:>10,.0f}){m.p99_us:>8,.0f}"
                   f"{m.cpu_share:>9.0%} {m.frames_per_cpu_second:>13,.0f}")
+        starved = [name for name, m in medians.items() if name != ECHO_C and m.cpu_share < SATURATED]
+        if starved:
+            print(f"  note: {', '.join(starved)} used under {SATURATED:.0%} of a CPU: the load generator, or other work "
+                  "on the machine, set the pace, so frames/s says little; compare frames/CPU-s, or run again")
         netkit = medians[NETKIT]
         for other in (NETKIT_PER_FRAME, ASYNCIO_PROTOCOL, ASYNCIO_STREAMS):
             rate_ratio = netkit.frames_per_s / medians[other].frames_per_s
