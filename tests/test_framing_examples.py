@@ -138,3 +138,81 @@ def receive_until_closed(sock: socket.socket) -> bytes:
     except ConnectionResetError:
         pass
     return data
+
+
+def test_framed_echo_server_stops_reading_from_a_client_that_does_not_read_its_echoes():
+    """The example's flow control, in process: while a client only sends, the
+    server's unsent replies stay bounded and it stops reading; once the client
+    reads, every echo arrives and the server reads again."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from framed_echo_server import FramedEcho
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    import netkit
+    from netkit.framing import LengthPrefixFramer, read_frame
+
+    class WatchedEcho(FramedEcho):
+        def __init__(self):
+            super().__init__()
+            self.paused = netkit.Event()
+            self.largest_backlog = 0
+
+        def frames_received(self, frames):
+            super().frames_received(frames)
+            self.largest_backlog = max(self.largest_backlog, self.transport.get_write_buffer_size())
+
+        def pause_writing(self):
+            super().pause_writing()
+            self.paused.set()
+
+    servers: list[WatchedEcho] = []
+    payload = bytes(range(256)) * 64  # 16 KiB
+
+    async def main():
+        loop = netkit.get_running_loop()
+        accepted = netkit.Event()
+
+        def factory():
+            servers.append(WatchedEcho())
+            accepted.set()
+            return servers[-1]
+
+        listener = await loop.create_server(factory, "127.0.0.1", 0)
+        reader, writer = await netkit.open_connection("127.0.0.1", listener.sockets[0].getsockname()[1])
+        framer = LengthPrefixFramer()
+        sent = 0
+
+        async def send_without_reading():
+            nonlocal sent
+            while True:
+                writer.write(framer.encode(payload))
+                sent += 1
+                await writer.drain()
+
+        sender = netkit.create_task(send_without_reading())
+        await accepted.wait()
+        await servers[0].paused.wait()
+        server = servers[0]
+        assert not server.transport.is_reading()
+        sender.cancel()
+        try:
+            await sender
+        except netkit.CancelledError:
+            pass
+        writer.write_eof()
+        echoes = 0
+        while (echo := await read_frame(reader, framer)) is not None:
+            assert echo == payload
+            echoes += 1
+        writer.close()
+        await writer.wait_closed()
+        listener.close()
+        await listener.wait_closed()
+        return server, sent, echoes
+
+    server, sent, echoes = netkit.run(netkit.wait_for(main(), SUBPROCESS_BOUND))
+    assert echoes == sent  # paused, not dropped: everything came back once the client read
+    # The replies waiting to be sent passed the transport's 64 KiB high-water
+    # mark by at most one read's worth (256 KiB) before reading paused.
+    assert 64 * 1024 < server.largest_backlog <= (64 + 256) * 1024 + len(payload)
