@@ -384,8 +384,8 @@ class LengthPrefixFramer(Framer):
         pos = 0
         if self._partial or self._body_length >= 0:
             pos = self._finish_partial_frame(data, frames)
-            if pos < 0:
-                return
+            if pos < 0 or pos == end:
+                return  # all of ``data`` went into that frame
         # The fast path: frames are sliced straight out of ``data``, so each
         # one is copied exactly once and nothing is buffered but the tail.
         append = frames.append
@@ -393,8 +393,12 @@ class LengthPrefixFramer(Framer):
         if self._struct is not None:
             unpack_from = self._struct.unpack_from
             header_size = self._header_size
-            # unpack_from() raising struct.error for a header cut short ends
-            # the loop: cheaper than checking the room left before each frame.
+            # No check of the room left before each header: the one comparison
+            # per frame, body_end >= end, also ends the loop when the data ends
+            # with a whole frame (the usual case for request/response traffic),
+            # and unpack_from() raising struct.error ends it when the data ends
+            # inside a header.  Raising and catching that error costs about as
+            # much as decoding five small frames, so it must stay the rare exit.
             try:
                 while True:
                     (length,) = unpack_from(data, pos)
@@ -402,9 +406,13 @@ class LengthPrefixFramer(Framer):
                         self._too_large(length)
                     body_start = pos + header_size
                     body_end = body_start + length
-                    if body_end > end:
-                        self._body_length = length
-                        pos = body_start
+                    if body_end >= end:
+                        if body_end == end:
+                            append(data[body_start:body_end])
+                            pos = end
+                        else:
+                            self._body_length = length
+                            pos = body_start
                         break
                     append(data[body_start:body_end])
                     pos = body_end
@@ -702,23 +710,23 @@ class FramedProtocol(Protocol):
         if self._failed:
             return  # the stream cannot be parsed any more; the connection is closing
         frames: list[bytes] = []
-        error: ProtocolError | None = None
         try:
             self.framer.feed_into(data, frames)
         except ProtocolError as exc:
-            # Frames before the bad one are in ``frames``: deliver them first.
-            error = exc
+            # Frames before the bad one are in ``frames``: deliver them first,
+            # then report the error.
             self._failed = True
+            self._deferred_error = exc
         if self._delivering:
+            # Called from a handler: the outer call delivers these frames after
+            # the current batch, then reports the error if there is one.
             self._backlog.extend(frames)
-            if error is not None:
-                self._deferred_error = error
             return
         if frames:
             self._deliver(frames)
-        if error is None:
-            error, self._deferred_error = self._deferred_error, None
+        error = self._deferred_error
         if error is not None:
+            self._deferred_error = None
             self.framing_error(error)
 
     def eof_received(self) -> bool | None:
@@ -740,7 +748,8 @@ class FramedProtocol(Protocol):
                 frames, self._backlog = self._backlog, []
         finally:
             self._delivering = False
-            self._backlog = []
+            if self._backlog:  # left over when the transport closed or a handler raised
+                self._backlog = []
 
     # -- hooks for subclasses ------------------------------------------------
 

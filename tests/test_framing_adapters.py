@@ -1,8 +1,10 @@
 """The framing adapters: FramedProtocol on a recording transport and on real
 loopback sockets, and read_frame/write_frame over streams.
 
-The socket tests run on an asyncio loop: the adapters only need the shape of
-asyncio's transports and streams, which netkit's share.
+The socket and stream tests run twice: on netkit's loop with netkit's
+streams, and on an asyncio loop with asyncio's.  The adapters only need the
+shape of asyncio's transports and streams, which netkit's share, so passing
+on asyncio too shows that a netkit protocol runs there unchanged.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -24,6 +29,41 @@ from netkit.framing import (
 )
 
 TEST_BOUND = 10  # seconds; a hung socket test fails instead of hanging the run
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The few coroutine-API names these tests use, from netkit or from asyncio."""
+
+    name: str
+    run: Callable[..., Any]
+    wait_for: Callable[..., Any]
+    gather: Callable[..., Any]
+    sleep: Callable[..., Any]
+    get_running_loop: Callable[[], Any]
+    open_connection: Callable[..., Any]
+    start_server: Callable[..., Any]
+    stream_reader: Callable[[], Any]
+    event: Callable[[], Any]
+
+    def run_bounded(self, coro):
+        """Run ``coro`` to completion on a new loop, failing it after TEST_BOUND seconds."""
+        return self.run(self.wait_for(coro, TEST_BOUND))
+
+
+NETKIT = Runtime(
+    "netkit", netkit.run, netkit.wait_for, netkit.gather, netkit.sleep, netkit.get_running_loop,
+    netkit.open_connection, netkit.start_server, netkit.StreamReader, netkit.Event,
+)
+ASYNCIO = Runtime(
+    "asyncio", asyncio.run, asyncio.wait_for, asyncio.gather, asyncio.sleep, asyncio.get_running_loop,
+    asyncio.open_connection, asyncio.start_server, asyncio.StreamReader, asyncio.Event,
+)
+
+
+@pytest.fixture(params=[NETKIT, ASYNCIO], ids=lambda runtime: runtime.name)
+def runtime(request) -> Runtime:
+    return request.param
 
 
 class RecordingTransport:
@@ -224,22 +264,24 @@ class EchoProtocol(FramedProtocol):
         self.send_frame(frame)
 
 
-async def send_in_random_chunks(writer, data: bytes, rng: random.Random) -> None:
+async def send_in_random_chunks(runtime: Runtime, writer, data: bytes, rng: random.Random) -> None:
     pos = 0
     while pos < len(data):
         step = rng.choice([1, 2, 3, 5, 64, 1000, 8000])
         writer.write(data[pos : pos + step])
         pos += step
         await writer.drain()
-        await asyncio.sleep(0)  # let the server read, so pieces tend to arrive apart
+        await runtime.sleep(0)  # let the server read, so pieces tend to arrive apart
 
 
-async def echo_client(port: int, seed: int) -> list[bytes]:
-    """Send frames in random chunks; return what came back, up to the server's EOF."""
+async def echo_client(runtime: Runtime, port: int, seed: int, midway: Any) -> list[bytes]:
+    """Send frames in random chunks, pausing halfway (in the middle of a frame)
+    until the event ``midway`` is set; return what came back, up to the
+    server's EOF."""
     rng = random.Random(seed)
     payloads = [rng.randbytes(rng.choice([0, 1, 7, 64, 255, 256, 3000, 70000])) for _ in range(12)]
     framer = LengthPrefixFramer()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await runtime.open_connection("127.0.0.1", port)
     received: list[bytes] = []
 
     async def receive():
@@ -248,8 +290,15 @@ async def echo_client(port: int, seed: int) -> list[bytes]:
             assert frame is not None, "server closed early"
             received.append(frame)
 
+    async def send():
+        wire = framer.encode_many(payloads)
+        half = len(wire) // 2
+        await send_in_random_chunks(runtime, writer, wire[:half], rng)
+        await midway.wait()
+        await send_in_random_chunks(runtime, writer, wire[half:], rng)
+
     try:
-        await asyncio.gather(send_in_random_chunks(writer, framer.encode_many(payloads), rng), receive())
+        await runtime.gather(send(), receive())
         writer.write_eof()
         assert await read_frame(reader, framer) is None  # the server closes after our EOF
     finally:
@@ -259,35 +308,38 @@ async def echo_client(port: int, seed: int) -> list[bytes]:
     return received
 
 
-async def hostile_client(port: int) -> bytes:
-    """Announce a 4 GiB frame and stream its body until disconnected; return
-    what the server echoed before that."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    framer = LengthPrefixFramer()
-    write_frame(writer, framer, b"first")
-    echoed = await read_frame(reader, framer)
+async def hostile_client(runtime: Runtime, port: int, disconnected: Any) -> bytes:
+    """Announce a 4 GiB frame and stream its body until disconnected, then set
+    the event ``disconnected``; return what the server echoed before that."""
     try:
-        writer.write((2**32 - 1).to_bytes(4, "big"))
-        chunk = bytes(64 * 1024)
-        for _ in range(64):
-            writer.write(chunk)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    try:
-        assert await reader.read() == b""
-    except ConnectionError:
-        pass  # a reset is a disconnection too
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except ConnectionError:
-        pass
-    return echoed
+        reader, writer = await runtime.open_connection("127.0.0.1", port)
+        framer = LengthPrefixFramer()
+        write_frame(writer, framer, b"first")
+        echoed = await read_frame(reader, framer)
+        try:
+            writer.write((2**32 - 1).to_bytes(4, "big"))
+            chunk = bytes(64 * 1024)
+            for _ in range(64):
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        try:
+            assert await reader.read() == b""
+        except ConnectionError:
+            pass  # a reset is a disconnection too
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except ConnectionError:
+            pass
+        return echoed
+    finally:
+        disconnected.set()  # even on failure, so that the other clients finish
 
 
 @pytest.mark.parametrize("batched", [True, False], ids=["send_frames", "send_frame"])
-def test_echo_over_sockets_with_100_clients_and_a_hostile_one(batched, caplog):
+def test_echo_over_sockets_with_100_clients_and_a_hostile_one(runtime, batched, caplog):
     protocols: list[EchoProtocol] = []
 
     def factory():
@@ -296,20 +348,23 @@ def test_echo_over_sockets_with_100_clients_and_a_hostile_one(batched, caplog):
         return protocol
 
     async def main():
-        async with asyncio.timeout(TEST_BOUND):
-            server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            try:
-                results = await asyncio.gather(
-                    hostile_client(port), *(echo_client(port, seed) for seed in range(100))
-                )
-            finally:
-                server.close()
-                await server.wait_closed()
-        return results
+        server = await runtime.get_running_loop().create_server(factory, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        # The 100 clients send half their bytes, wait until the hostile client
+        # is disconnected, then send the rest: the server must drop one
+        # connection while the others are in the middle of a frame.
+        hostile_gone = runtime.event()
+        try:
+            return await runtime.gather(
+                hostile_client(runtime, port, hostile_gone),
+                *(echo_client(runtime, port, seed, hostile_gone) for seed in range(100)),
+            )
+        finally:
+            server.close()
+            await server.wait_closed()
 
     with caplog.at_level(logging.WARNING, logger="netkit"):
-        first, *echoed = asyncio.run(main())
+        first, *echoed = runtime.run_bounded(main())
     assert first == b"first"
     assert len(echoed) == 100 and all(len(frames) == 12 for frames in echoed)
     [hostile] = [p for p in protocols if p.framer.error is not None]
@@ -322,17 +377,9 @@ def test_echo_over_sockets_with_100_clients_and_a_hostile_one(batched, caplog):
 # -- read_frame and write_frame ----------------------------------------------------------
 
 
-def run(coro):
-    async def bounded():
-        async with asyncio.timeout(TEST_BOUND):
-            return await coro
-
-    return asyncio.run(bounded())
-
-
-def test_read_frame_returns_frames_in_order_then_none_at_a_clean_eof():
+def test_read_frame_returns_frames_in_order_then_none_at_a_clean_eof(runtime):
     async def main():
-        reader = asyncio.StreamReader()
+        reader = runtime.stream_reader()
         framer = LengthPrefixFramer("varint")
         reader.feed_data(framer.encode_many([b"a", b"", b"c" * 300]))
         reader.feed_data(framer.encode(b"d")[:1])
@@ -342,15 +389,15 @@ def test_read_frame_returns_frames_in_order_then_none_at_a_clean_eof():
         frames.append(await read_frame(reader, framer))
         return frames, await read_frame(reader, framer), await read_frame(reader, framer)
 
-    frames, end, again = run(main())
+    frames, end, again = runtime.run_bounded(main())
     assert frames == [b"a", b"", b"c" * 300, b"d"]
     assert end is None and again is None
 
 
 @pytest.mark.parametrize("tail,expected", [(b"\0\0", 4), (b"\0\0\0\x09body", 9)])
-def test_read_frame_raises_incomplete_read_error_at_eof_inside_a_frame(tail, expected):
+def test_read_frame_raises_incomplete_read_error_at_eof_inside_a_frame(runtime, tail, expected):
     async def main():
-        reader = asyncio.StreamReader()
+        reader = runtime.stream_reader()
         framer = LengthPrefixFramer()
         reader.feed_data(framer.encode(b"ok") + tail)
         reader.feed_eof()
@@ -358,13 +405,13 @@ def test_read_frame_raises_incomplete_read_error_at_eof_inside_a_frame(tail, exp
         await read_frame(reader, framer)
 
     with pytest.raises(netkit.IncompleteReadError) as caught:
-        run(main())
+        runtime.run_bounded(main())
     assert caught.value.expected == expected
 
 
-def test_read_frame_refuses_an_oversize_header_without_waiting_for_the_body():
+def test_read_frame_refuses_an_oversize_header_without_waiting_for_the_body(runtime):
     async def main():
-        reader = asyncio.StreamReader()
+        reader = runtime.stream_reader()
         framer = LengthPrefixFramer(max_frame_size=1000)
         # Good frames, then a header announcing more than the limit, and no
         # body at all: read_frame must not wait for one.
@@ -375,7 +422,7 @@ def test_read_frame_refuses_an_oversize_header_without_waiting_for_the_body():
                 await read_frame(reader, framer)
         return got
 
-    assert run(main()) == [b"a", b"b"]
+    assert runtime.run_bounded(main()) == [b"a", b"b"]
 
 
 def test_write_frame_copies_small_payloads_and_not_large_ones():
@@ -392,7 +439,7 @@ def test_write_frame_copies_small_payloads_and_not_large_ones():
 
 @pytest.mark.parametrize("framer_factory", [LengthPrefixFramer, lambda: DelimitedFramer(b"\r\n")],
                          ids=["length-prefix", "delimited"])
-def test_streams_echo_over_sockets(framer_factory):
+def test_streams_echo_over_sockets(runtime, framer_factory):
     async def handle(reader, writer):
         framer = framer_factory()
         while (frame := await read_frame(reader, framer)) is not None:
@@ -402,9 +449,9 @@ def test_streams_echo_over_sockets(framer_factory):
         await writer.wait_closed()
 
     async def main():
-        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        server = await runtime.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await runtime.open_connection("127.0.0.1", port)
         framer = framer_factory()
         payloads = [b"hello", b"", b"world" * 5000, b"!"]
         write_frames(writer, framer, payloads)
@@ -418,5 +465,54 @@ def test_streams_echo_over_sockets(framer_factory):
         await server.wait_closed()
         return payloads, replies, end
 
-    payloads, replies, end = run(main())
+    payloads, replies, end = runtime.run_bounded(main())
     assert replies == [p[::-1] for p in payloads] and end is None
+
+
+# What a server sends before closing, for the EOF tests: whole frames, then
+# possibly the start of one more.
+WHOLE_FRAMES = [b"first", b"", b"x" * 100_000]
+
+
+@pytest.mark.parametrize(
+    "tail,expected,partial",
+    [
+        (b"", None, None),  # closes between frames: a clean end
+        (b"\0\0", 4, b"\0\0"),  # closes inside a header
+        (b"\0\0\0\x0abody", 10, b"body"),  # closes inside a body
+    ],
+    ids=["between-frames", "mid-header", "mid-body"],
+)
+def test_read_frame_over_sockets_tells_a_clean_eof_from_a_cut_frame(runtime, tail, expected, partial):
+    async def handle(reader, writer):
+        write_frames(writer, LengthPrefixFramer(), WHOLE_FRAMES)
+        writer.write(tail)
+        await writer.drain()
+        writer.close()  # what was written is flushed first
+        await writer.wait_closed()
+
+    async def main():
+        server = await runtime.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await runtime.open_connection("127.0.0.1", port)
+        framer = LengthPrefixFramer()
+        try:
+            frames = [await read_frame(reader, framer) for _ in WHOLE_FRAMES]
+            try:
+                outcome: object = await read_frame(reader, framer)
+            except netkit.IncompleteReadError as exc:
+                outcome = exc
+        finally:
+            writer.close()
+            await writer.wait_closed()
+            server.close()
+            await server.wait_closed()
+        return frames, outcome
+
+    frames, outcome = runtime.run_bounded(main())
+    assert frames == WHOLE_FRAMES
+    if expected is None:
+        assert outcome is None
+    else:
+        assert isinstance(outcome, netkit.IncompleteReadError)
+        assert (outcome.expected, outcome.partial) == (expected, partial)
