@@ -12,7 +12,6 @@ byte a minute) cannot hold the server's resources.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import socket
@@ -269,34 +268,43 @@ class WebSocketServer:
         return f"<WebSocketServer sockets={[s.getsockname() for s in self.sockets]} connections={len(self._state.protocols)}>"
 
 
-def _make_state(
-    handler: Any,
+def _server_state(
+    handler: Handler | type[WebSocketHandler] | WebSocketHandler,
     *,
-    subprotocols: Sequence[str],
-    origins: Any,
-    process_request: Callable[[Request], Response | None] | None,
-    extra_headers: Any,
-    max_connections: int | None,
-    max_line: int,
-    max_headers: int,
-    max_head_size: int,
-    options: Options,
+    subprotocols: Sequence[str] = (),
+    origins: Any = None,
+    process_request: Callable[[Request], Response | None] | None = None,
+    extra_headers: Any = (),
+    max_connections: int | None = None,
+    max_line: int = 8192,
+    max_headers: int = 128,
+    max_head_size: int = 8192,
+    **options: Any,
 ) -> _ServerState:
+    """What every connection of one server shares, from ``serve``'s options;
+    the connection options (:class:`Options`) are the remaining keywords."""
     if not (
         isinstance(handler, WebSocketHandler)
         or (isinstance(handler, type) and issubclass(handler, WebSocketHandler))
-        or inspect.iscoroutinefunction(handler)
         or callable(handler)
     ):
         raise TypeError("handler must be an async function, a WebSocketHandler subclass or instance")
+    unknown = set(options) - set(Options.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unexpected options: {', '.join(sorted(unknown))}")
     handshake = ServerHandshake(
         subprotocols=subprotocols, origins=origins, extra_headers=extra_headers, process_request=process_request
     )
     limits = {"max_line": max_line, "max_headers": max_headers, "max_head_size": max_head_size}
-    return _ServerState(handler, handshake, options, max_connections, limits)
+    return _ServerState(handler, handshake, Options(**options), max_connections, limits)
 
 
-_DEFAULTS = Options()
+# Options that go to the listening socket rather than to the WebSocket layer.
+_LISTENER_OPTIONS = frozenset({"family", "flags", "backlog", "reuse_address", "reuse_port", "start_serving", "cleanup_socket"})
+
+
+def _listener_options(options: dict[str, Any]) -> dict[str, Any]:
+    return {name: options.pop(name) for name in list(options) if name in _LISTENER_OPTIONS}
 
 
 async def serve(
@@ -305,83 +313,47 @@ async def serve(
     port: int | None = None,
     *,
     sock: socket.socket | None = None,
-    subprotocols: Sequence[str] = (),
-    origins: Any = None,
-    process_request: Callable[[Request], Response | None] | None = None,
-    extra_headers: Any = (),
-    max_connections: int | None = None,
-    max_message_size: int | None = _DEFAULTS.max_message_size,
-    max_queue: int = _DEFAULTS.max_queue,
-    write_limit: int = _DEFAULTS.write_limit,
-    open_timeout: float | None = _DEFAULTS.open_timeout,
-    close_timeout: float | None = _DEFAULTS.close_timeout,
-    ping_interval: float | None = _DEFAULTS.ping_interval,
-    ping_timeout: float | None = _DEFAULTS.ping_timeout,
-    auto_pong: bool = True,
-    max_line: int = 8192,
-    max_headers: int = 128,
-    max_head_size: int = 8192,
-    **server_options: Any,
+    **options: Any,
 ) -> WebSocketServer:
-    """Serve WebSockets on ``host``:``port`` (or on ``sock``).
+    """Serve WebSockets on ``host``:``port`` (or on a listening ``sock``).
 
     ``handler`` is either an async function ``handler(ws)`` run for every
     connection with a :class:`WebSocket` (when it returns, the connection is
     closed with 1000; 1011 if it raised), or a :class:`WebSocketHandler`
     subclass (one instance per connection) or instance (shared), for the
-    callback API.  Other keyword arguments go to ``loop.create_server``.
+    callback API.
+
+    Options of the opening handshake: ``subprotocols`` (in order of
+    preference), ``origins`` (allowed ``Origin`` values or a callable; others
+    get 403), ``process_request(request)`` (return a ``Response`` to answer
+    plain HTTP on the same port instead of upgrading), ``extra_headers`` (added
+    to the 101 response), ``max_connections`` (more get 503), and the HTTP
+    limits ``max_line``, ``max_headers``, ``max_head_size`` (8192, 128, 8192).
+    Options of every connection: those of :class:`Options` (``max_message_size``,
+    ``max_queue``, ``write_limit``, ``open_timeout``, ``close_timeout``,
+    ``ping_interval``, ``ping_timeout``, ``auto_pong``).  Options of the
+    listener: ``family``, ``flags``, ``backlog``, ``reuse_address``,
+    ``reuse_port``, ``start_serving``, as ``loop.create_server`` takes them.
     """
     loop = get_running_loop()
-    options = Options(
-        max_message_size=max_message_size,
-        max_queue=max_queue,
-        write_limit=write_limit,
-        open_timeout=open_timeout,
-        close_timeout=close_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        auto_pong=auto_pong,
-    )
-    state = _make_state(
-        handler,
-        subprotocols=subprotocols,
-        origins=origins,
-        process_request=process_request,
-        extra_headers=extra_headers,
-        max_connections=max_connections,
-        max_line=max_line,
-        max_headers=max_headers,
-        max_head_size=max_head_size,
-        options=options,
-    )
+    listener = _listener_options(options)
+    state = _server_state(handler, **options)
     if sock is not None:
-        server = await loop.create_server(lambda: ServerProtocol(state), sock=sock, **server_options)
+        server = await loop.create_server(lambda: ServerProtocol(state), sock=sock, **listener)
     else:
-        server = await loop.create_server(lambda: ServerProtocol(state), host, port, **server_options)
+        server = await loop.create_server(lambda: ServerProtocol(state), host, port, **listener)
     return WebSocketServer(server, state)
 
 
-async def unix_serve(handler: Handler | type[WebSocketHandler] | WebSocketHandler, path: str | os.PathLike[str], **options: Any) -> WebSocketServer:
-    """Like ``serve``, on a Unix socket at ``path``."""
+async def unix_serve(
+    handler: Handler | type[WebSocketHandler] | WebSocketHandler, path: str | os.PathLike[str], **options: Any
+) -> WebSocketServer:
+    """Like ``serve``, on a Unix socket at ``path``; the same options, plus
+    ``cleanup_socket`` (remove the socket file on close, default true)."""
     loop = get_running_loop()
-    server_keys = {"backlog", "start_serving", "cleanup_socket"}
-    server_options = {k: options.pop(k) for k in list(options) if k in server_keys}
-    ws_options = {k: options.pop(k) for k in list(options) if k in Options.__dataclass_fields__}
-    state = _make_state(
-        handler,
-        subprotocols=options.pop("subprotocols", ()),
-        origins=options.pop("origins", None),
-        process_request=options.pop("process_request", None),
-        extra_headers=options.pop("extra_headers", ()),
-        max_connections=options.pop("max_connections", None),
-        max_line=options.pop("max_line", 8192),
-        max_headers=options.pop("max_headers", 128),
-        max_head_size=options.pop("max_head_size", 8192),
-        options=Options(**ws_options),
-    )
-    if options:
-        raise TypeError(f"unexpected options: {', '.join(sorted(options))}")
-    server = await loop.create_unix_server(lambda: ServerProtocol(state), os.fspath(path), **server_options)
+    listener = _listener_options(options)
+    state = _server_state(handler, **options)
+    server = await loop.create_unix_server(lambda: ServerProtocol(state), os.fspath(path), **listener)
     return WebSocketServer(server, state)
 
 
