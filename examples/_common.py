@@ -21,6 +21,18 @@ def stop_on_signals(stop: netkit.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+async def announce_and_wait(banner: str) -> None:
+    """Print ``banner``, then wait for SIGINT or SIGTERM.
+
+    The handlers go in first: a script that reads the banner and signals at
+    once then gets a clean stop, not an interrupted one.
+    """
+    stop = netkit.Event()
+    stop_on_signals(stop)
+    print(banner, flush=True)
+    await stop.wait()
+
+
 def listening_on(server: netkit.Server) -> str:
     """``host:port`` of the server's first socket, for the "listening on" line."""
     host, port = server.sockets[0].getsockname()[:2]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import listening_on, netkit, stop_on_signals
+from _common import announce_and_wait, listening_on, netkit
 from netkit.framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer
 
 
@@ -52,13 +52,7 @@ class FramedEcho(FramedProtocol):
 async def main(host: str, port: int, max_frame_size: int) -> None:
     loop = netkit.get_running_loop()
     server = await loop.create_server(lambda: FramedEcho(max_frame_size), host, port)
-    print(
-        f"framed echo server listening on {listening_on(server)} (max frame size {max_frame_size:,} bytes)",
-        flush=True,
-    )
-    stop = netkit.Event()
-    stop_on_signals(stop)
-    await stop.wait()
+    await announce_and_wait(f"framed echo server listening on {listening_on(server)} (max frame size {max_frame_size:,} bytes)")
     server.close()
     server.abort_clients()
     await server.wait_closed()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import listening_on, netkit, stop_on_signals
+from _common import announce_and_wait, listening_on, netkit
 
 
 class EchoProtocol(netkit.Protocol):
@@ -27,10 +27,7 @@ class EchoProtocol(netkit.Protocol):
 async def main(host: str, port: int) -> None:
     loop = netkit.get_running_loop()
     server = await loop.create_server(EchoProtocol, host, port)
-    print(f"tcp echo server listening on {listening_on(server)}", flush=True)
-    stop = netkit.Event()
-    stop_on_signals(stop)
-    await stop.wait()
+    await announce_and_wait(f"tcp echo server listening on {listening_on(server)}")
     server.close()
     server.abort_clients()
     await server.wait_closed()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import listening_on, netkit, stop_on_signals
+from _common import announce_and_wait, listening_on, netkit
 
 
 async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
@@ -31,10 +31,7 @@ async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> No
 
 async def serve(host: str, port: int) -> int:
     server = await netkit.start_server(handle, host, port)
-    print(f"tcp echo (streams) server listening on {listening_on(server)}", flush=True)
-    stop = netkit.Event()
-    stop_on_signals(stop)
-    await stop.wait()
+    await announce_and_wait(f"tcp echo (streams) server listening on {listening_on(server)}")
     server.close()
     server.abort_clients()
     await server.wait_closed()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from _common import netkit, stop_on_signals
+from _common import announce_and_wait, netkit
 
 
 class UDPEcho(netkit.DatagramProtocol):
@@ -33,10 +33,7 @@ async def main(host: str, port: int) -> None:
     transport, _ = await loop.create_datagram_endpoint(UDPEcho, local_addr=(host, port))
     bound_host, bound_port = transport.get_extra_info("sockname")[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"udp echo server listening on {shown}:{bound_port}", flush=True)
-    stop = netkit.Event()
-    stop_on_signals(stop)
-    await stop.wait()
+    await announce_and_wait(f"udp echo server listening on {shown}:{bound_port}")
     transport.close()
     print("server stopped", flush=True)
 

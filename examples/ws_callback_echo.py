@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import listening_on, netkit, stop_on_signals
+from _common import announce_and_wait, listening_on, netkit
 from netkit import websocket
 
 
@@ -31,11 +31,7 @@ class Echo(websocket.WebSocketHandler):
 
 async def main(host: str, port: int, max_message_size: int) -> None:
     server = await websocket.serve(Echo, host, port, max_message_size=max_message_size)
-    stop = netkit.Event()
-    stop_on_signals(stop)
-    # Announced once Ctrl-C and SIGTERM stop it cleanly: a script may signal it right away.
-    print(f"websocket callback echo server listening on ws://{listening_on(server)}/", flush=True)
-    await stop.wait()
+    await announce_and_wait(f"websocket callback echo server listening on ws://{listening_on(server)}/")
     server.close()
     await server.wait_closed()
     print("server stopped", flush=True)

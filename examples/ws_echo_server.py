@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import listening_on, netkit, stop_on_signals
+from _common import announce_and_wait, listening_on, netkit
 from netkit import websocket
 
 
@@ -23,11 +23,7 @@ async def echo(ws: websocket.WebSocket) -> None:
 
 async def main(host: str, port: int, max_message_size: int) -> None:
     server = await websocket.serve(echo, host, port, max_message_size=max_message_size)
-    stop = netkit.Event()
-    stop_on_signals(stop)
-    # Announced once Ctrl-C and SIGTERM stop it cleanly: a script may signal it right away.
-    print(f"websocket echo server listening on ws://{listening_on(server)}/", flush=True)
-    await stop.wait()
+    await announce_and_wait(f"websocket echo server listening on ws://{listening_on(server)}/")
     server.close()
     await server.wait_closed()
     print("server stopped", flush=True)
