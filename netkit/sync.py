@@ -65,63 +65,6 @@ class Event:
         return f"<Event {'set' if self._value else 'unset'} waiters={len(self._waiters)}>"
 
 
-class Lock:
-    """A mutual-exclusion lock for tasks, handed over in FIFO order."""
-
-    def __init__(self) -> None:
-        self._waiters: collections.deque[Future[Any]] = collections.deque()
-        self._locked = False
-
-    def locked(self) -> bool:
-        """Whether some task holds the lock."""
-        return self._locked
-
-    async def acquire(self) -> bool:
-        """Wait for the lock and take it."""
-        # Take it at once only when free and nobody queued before us: fairness.
-        if not self._locked and all(w.cancelled() for w in self._waiters):
-            self._locked = True
-            return True
-        waiter = _new_waiter()
-        self._waiters.append(waiter)
-        try:
-            try:
-                await waiter
-            finally:
-                self._waiters.remove(waiter)
-        except BaseException:
-            # Cancelled after release() chose us but before we ran: pass the
-            # lock on, or it would be lost.
-            if waiter.done() and not waiter.cancelled():
-                self._locked = False
-                self._wake_next()
-            raise
-        self._locked = True
-        return True
-
-    def release(self) -> None:
-        """Release the lock and wake the next waiter; ``RuntimeError`` if not locked."""
-        if not self._locked:
-            raise RuntimeError("Lock is not acquired")
-        self._locked = False
-        self._wake_next()
-
-    def _wake_next(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(True)
-                return
-
-    async def __aenter__(self) -> None:
-        await self.acquire()
-
-    async def __aexit__(self, *exc: Any) -> None:
-        self.release()
-
-    def __repr__(self) -> str:
-        return f"<Lock {'locked' if self._locked else 'unlocked'} waiters={len(self._waiters)}>"
-
-
 class Semaphore:
     """A counter of available slots: ``acquire()`` takes one (waiting when none is
     left), ``release()`` gives one back.  Waiters are served in FIFO order."""
@@ -179,6 +122,23 @@ class Semaphore:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} value={self._value} waiters={len(self._waiters)}>"
+
+
+class Lock(Semaphore):
+    """A mutual-exclusion lock for tasks, handed over in FIFO order: a
+    semaphore with one slot that refuses to be released when not held."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def release(self) -> None:
+        """Release the lock and wake the next waiter; ``RuntimeError`` if not locked."""
+        if self._value:
+            raise RuntimeError("Lock is not acquired")
+        super().release()
+
+    def __repr__(self) -> str:
+        return f"<Lock {'locked' if self.locked() else 'unlocked'} waiters={len(self._waiters)}>"
 
 
 class BoundedSemaphore(Semaphore):
