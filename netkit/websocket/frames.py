@@ -358,6 +358,40 @@ class FrameParser:
         self._parse(data, frames)
         return frames
 
+    def feed_lone_message(self, data: bytes | bytearray | memoryview) -> tuple[int, bytes] | None:
+        """The fast path for the most common read of all: ``data`` is exactly
+        one whole, unfragmented text or binary frame of at most 125 bytes, and
+        nothing is buffered or under way.  Returns ``(opcode, payload)``, or
+        ``None`` (consuming nothing) when any of that is not so: then call
+        :meth:`feed`, which also reports every error this path leaves to it.
+
+        It skips the general parser's setup, which costs as much as the
+        parsing itself for a lone small frame.
+        """
+        if self._buffer or self._remaining or self._in_message or self.error is not None or type(data) is not bytes:
+            return None
+        size = len(data)
+        if size < 2:
+            return None
+        first = data[0]
+        if first != 0x81 and first != 0x82:  # FIN, no RSV bits, text or binary
+            return None
+        second = data[1]
+        length = second & 0x7F
+        # Lengths 126 and 127 announce an extended length: the general path.
+        if length > 125 or second & _MASK != self._mask_bit or length > self._frame_limit or length > self._message_limit:
+            return None
+        if self._mask_bit:
+            if size != 6 + length:
+                return None
+            if not length:
+                return first & _OPCODE_BITS, b""
+            stream = _unpack_key(data, 2)[0] * _KEY_REPEAT[length] >> _KEY_SHIFT[length]
+            return first & _OPCODE_BITS, (int.from_bytes(data[6:], "big") ^ stream).to_bytes(length, "big")
+        if size != 2 + length:
+            return None
+        return first & _OPCODE_BITS, data[2:]
+
     def _parse(self, data: bytes, frames: list[Frame]) -> None:
         """The hot loop: frames from ``data`` into ``frames``, the rest buffered."""
         kinds = self._kinds

@@ -865,3 +865,76 @@ def test_events_compare_by_type_and_value():
     assert repr(CloseReceived(1000, "bye")) == "CloseReceived(code=1000, reason='bye')"
     assert "...(100 bytes)" in repr(BinaryMessage(bytes(100)))
     assert ConnectionFailed(ProtocolError("x", close_code=1007)).code == 1007
+
+
+# -- The lone-message fast path ------------------------------------------------
+# A read holding exactly one small whole text or binary frame skips the general
+# parser.  Whatever the bytes, the outcome must be the same as when the same
+# frame arrives in two pieces (which the fast path never takes).
+
+
+def _outcome(conn, chunks):
+    events = []
+    for chunk in chunks:
+        events += conn.receive_data(chunk)
+    # Exceptions compare by identity: compare what a failure says instead.
+    seen = [(type(e).__name__, e.code, str(e.error)) if isinstance(e, ConnectionFailed) else e for e in events]
+    return seen, conn.data_to_send(), conn.state, conn.should_close_transport
+
+
+LONE_FRAME_CASES = [
+    (TEXT, b""),
+    (TEXT, "héllo wörld".encode()),
+    (TEXT, b"\xe2\x82"),  # a truncated multi-byte sequence: invalid as a whole message
+    (TEXT, b"\xc0\xaf"),  # an overlong form
+    (TEXT, b"\xed\xa0\x80"),  # a surrogate
+    (BINARY, b""),
+    (BINARY, bytes(range(125))),
+    (BINARY, bytes(range(126))),  # a 16-bit length: not a lone small frame
+]
+
+
+@pytest.mark.parametrize("role", [Role.SERVER, Role.CLIENT])
+@pytest.mark.parametrize("opcode,payload", LONE_FRAME_CASES)
+def test_a_lone_frame_gives_what_the_general_parser_gives(role, opcode, payload):
+    frame = from_client(opcode, payload) if role is Role.SERVER else from_server(opcode, payload)
+    whole = _outcome(make(role), [frame])
+    split = _outcome(make(role), [frame[:1], frame[1:]])
+    assert whole == split
+    if opcode == TEXT and payload in (b"\xe2\x82", b"\xc0\xaf", b"\xed\xa0\x80"):
+        assert whole[0][-1][:2] == ("ConnectionFailed", 1007)
+    else:
+        assert len(whole[0]) == 1 and whole[0][0].data == (payload.decode() if opcode == TEXT else payload)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        from_client(BINARY, b"abc", fin=False),  # a fragment
+        from_client(BINARY, b"abc", rsv=RSV1),  # a reserved bit
+        from_server(BINARY, b"abc"),  # unmasked, to a server
+        from_client(CONTINUATION, b"abc"),  # nothing to continue
+        from_client(PING, b"abc"),
+        from_client(BINARY, b"abc") + from_client(BINARY, b"def"),  # two frames
+        from_client(BINARY, b"abc")[:-1],  # not whole
+    ],
+)
+def test_reads_the_fast_path_must_not_take_still_get_the_rfc_answer(frame):
+    whole = _outcome(server(), [frame])
+    split = _outcome(server(), [frame[:1], frame[1:]])
+    assert whole == split
+
+
+def test_the_fast_path_keeps_the_message_size_limit():
+    frame = from_client(BINARY, b"x" * 100)
+    events, _, _, should_close = _outcome(server(max_message_size=99), [frame])
+    assert events[-1][:2] == ("ConnectionFailed", 1009)
+    assert should_close
+
+
+def test_the_fast_path_does_not_take_a_read_while_a_message_is_under_way():
+    conn = server()
+    assert conn.receive_data(from_client(BINARY, b"ab", fin=False)) == []
+    assert conn.receive_data(from_client(CONTINUATION, b"cd")) == [BinaryMessage(b"abcd")]
+    events = conn.receive_data(from_client(BINARY, b"ef", fin=False)) + conn.receive_data(from_client(BINARY, b"gh"))
+    assert isinstance(events[-1], ConnectionFailed) and events[-1].code == 1002
