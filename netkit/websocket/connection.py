@@ -339,6 +339,29 @@ class Connection:
                 self._fail(parser.error, events)
         return events
 
+    def receive_message(self, data: bytes | bytearray | memoryview) -> str | bytes | None:
+        """The fast path for the most common read: ``data`` is exactly one
+        whole, unfragmented text or binary message of at most 125 bytes, and
+        nothing else is under way.  Returns the message (``str`` for text,
+        ``bytes`` for binary) as :meth:`receive_data` would in its event.
+
+        Returns ``None``, having consumed nothing, for anything else: then
+        pass the same bytes to :meth:`receive_data`, which handles every case
+        (and reports whatever is wrong with them, invalid UTF-8 included).
+        """
+        if not self._reading or self.stream_messages:
+            return None
+        lone = self._parser.feed_lone_message(data)
+        if lone is None:
+            return None
+        opcode, payload = lone
+        if opcode == BINARY:
+            return payload
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
     def receive_eof(self) -> None:
         """The peer will send nothing more (TCP FIN), or the transport is gone.
 
@@ -522,6 +545,9 @@ class Connection:
         """
         if not isinstance(data, str):
             raise TypeError(f"a text message is a str, not {type(data).__name__}")
+        if frame_size is None and fin and self._writable and self._sending_type is None:
+            self._queue_frame(TEXT | 0x80, data.encode("utf-8"))  # the common case
+            return
         self._send_message(TEXT, data.encode("utf-8"), fin, frame_size)
 
     def send_binary(

@@ -284,6 +284,7 @@ class FrameParser:
         "_mask_bit",
         "_frame_limit",
         "_message_limit",
+        "_lone_limit",
         "_buffer",
         "_needed",
         "_in_message",
@@ -315,6 +316,8 @@ class FrameParser:
         # No limit is a limit no length can exceed (lengths are below 2**63).
         self._frame_limit = 1 << 63 if max_frame_size is None else max_frame_size
         self._message_limit = 1 << 63 if max_message_size is None else max_message_size
+        # The longest payload feed_lone_message() takes: a 7-bit length, within both limits.
+        self._lone_limit = min(125, self._frame_limit, self._message_limit)
         self._buffer = bytearray()  # bytes of a frame not complete yet
         self._needed = 0  # bytes _buffer must hold before parsing is worth trying
         self._in_message = False  # a fragmented data message is under way
@@ -376,10 +379,11 @@ class FrameParser:
         first = data[0]
         if first != 0x81 and first != 0x82:  # FIN, no RSV bits, text or binary
             return None
-        second = data[1]
-        length = second & 0x7F
+        # The mask bit must be as expected, so XOR-ing it away leaves the
+        # 7-bit length, or a number above 127 when the bit was wrong.
         # Lengths 126 and 127 announce an extended length: the general path.
-        if length > 125 or second & _MASK != self._mask_bit or length > self._frame_limit or length > self._message_limit:
+        length = data[1] ^ self._mask_bit
+        if length > self._lone_limit:
             return None
         if self._mask_bit:
             if size != 6 + length:

@@ -308,6 +308,20 @@ class WebSocketProtocol(Protocol):
     def _frames_received(self, data: bytes) -> None:
         conn = self._conn
         assert conn is not None
+        message = conn.receive_message(data)
+        if message is not None:
+            # The common read, one small whole message: no event objects.
+            self._dispatching = True
+            try:
+                self.handler.on_message(self, message)
+            except Exception as exc:
+                if not self._handler_failed(exc, "a handler method"):
+                    self._dispatching = False
+                    return
+            self._dispatching = False
+            if self._held:
+                self._flush()
+            return
         events = conn.receive_data(data)
         handler = self.handler
         # Answers to the messages of this read are written together below:

@@ -938,3 +938,73 @@ def test_the_fast_path_does_not_take_a_read_while_a_message_is_under_way():
     assert conn.receive_data(from_client(CONTINUATION, b"cd")) == [BinaryMessage(b"abcd")]
     events = conn.receive_data(from_client(BINARY, b"ef", fin=False)) + conn.receive_data(from_client(BINARY, b"gh"))
     assert isinstance(events[-1], ConnectionFailed) and events[-1].code == 1002
+
+
+# -- receive_message(): the fast path without event objects ---------------------
+# It returns the message of a lone small frame, or None having consumed
+# nothing, so that receive_data() on the same bytes then does everything.
+
+FAST_PATH_REFUSALS = [
+    from_client(BINARY, b"abc", fin=False),
+    from_client(BINARY, b"abc", rsv=RSV1),
+    from_server(BINARY, b"abc"),
+    from_client(CONTINUATION, b"abc"),
+    from_client(PING, b"abc"),
+    from_client(CLOSE, b"\x03\xe8"),
+    from_client(BINARY, b"abc") + from_client(BINARY, b"def"),
+    from_client(BINARY, b"abc")[:-1],
+    b"",
+]
+
+
+@pytest.mark.parametrize("role", [Role.SERVER, Role.CLIENT])
+@pytest.mark.parametrize("opcode,payload", LONE_FRAME_CASES)
+def test_receive_message_returns_what_receive_data_would_or_consumes_nothing(role, opcode, payload):
+    frame = from_client(opcode, payload) if role is Role.SERVER else from_server(opcode, payload)
+    expected = _outcome(make(role), [frame])
+    conn = make(role)
+    message = conn.receive_message(frame)
+    if message is None:
+        # Invalid UTF-8 or too long: the general path gets the same bytes, untouched.
+        assert _outcome(conn, [frame]) == expected
+        assert len(payload) > 125 or expected[0][-1][0] == "ConnectionFailed"
+    else:
+        assert type(message) is (str if opcode == TEXT else bytes)
+        assert [TextMessage(message) if opcode == TEXT else BinaryMessage(message)] == expected[0]
+        assert (conn.data_to_send(), conn.state, conn.should_close_transport) == expected[1:]
+
+
+@pytest.mark.parametrize("frame", FAST_PATH_REFUSALS)
+def test_receive_message_refuses_every_other_read_untouched(frame):
+    conn = server()
+    assert conn.receive_message(frame) is None
+    assert _outcome(conn, [frame]) == _outcome(server(), [frame])
+
+
+def test_receive_message_refuses_while_not_reading_or_streaming():
+    frame = from_client(TEXT, b"hi")
+    assert server(stream_messages=True).receive_message(frame) is None
+    connecting = server(state=CONNECTING)
+    assert connecting.receive_message(frame) is None
+    closed = server()
+    closed.receive_data(from_client(CLOSE, b"\x03\xe8"))
+    assert closed.receive_message(frame) is None
+    assert closed.receive_data(frame) == []  # bytes after a close frame are ignored
+
+
+def test_receive_message_keeps_the_limit_and_leaves_the_answer_to_receive_data():
+    conn = server(max_message_size=99)
+    frame = from_client(BINARY, b"x" * 100)
+    assert conn.receive_message(frame) is None
+    events = conn.receive_data(frame)
+    assert isinstance(events[-1], ConnectionFailed) and events[-1].code == 1009
+
+
+def test_receive_message_and_receive_data_interleave():
+    conn = server()
+    assert conn.receive_message(from_client(TEXT, b"one")) == "one"
+    assert conn.receive_data(from_client(TEXT, b"tw", fin=False)) == []
+    assert conn.receive_message(from_client(CONTINUATION, b"o")) is None  # a message is under way
+    assert conn.receive_data(from_client(CONTINUATION, b"o")) == [TextMessage("two")]
+    assert conn.receive_message(from_client(BINARY, b"\x00\x01")) == b"\x00\x01"
+    assert conn.data_to_send() == []
