@@ -50,7 +50,9 @@ class Future(Generic[_T]):
         self._loop: EventLoop = loop if loop is not None else _runtime.get_running_loop()
         self._result: Any = None
         self._exception: BaseException | None = None
-        self._callbacks: list[Callable[[Future[_T]], object]] = []
+        # Done callbacks, and the step handles of tasks awaiting this future
+        # (a task's wake-up is its own reusable handle, queued as it is).
+        self._callbacks: list[Any] = []
         self._cancel_message: Any = None
         self._source_traceback = traceback.extract_stack(sys._getframe(1)) if self._loop._debug else None
 
@@ -154,9 +156,14 @@ class Future(Generic[_T]):
         if not callbacks:
             return
         self._callbacks = []
-        call_soon = self._loop.call_soon
+        loop = self._loop
         for callback in callbacks:
-            call_soon(callback, self)
+            if callable(callback):
+                loop.call_soon(callback, self)
+            else:
+                # A task's step handle (a Handle is not callable): queued as it
+                # is, so a wake-up allocates nothing.
+                loop._ready.append(callback)
 
     # ------------------------------------------------------------- awaiting
 

@@ -193,7 +193,13 @@ class Task(Future[_T]):
                         context=self._context,
                     )
                 else:
-                    result.add_done_callback(self._wakeup)
+                    # Wake up through the task's own step handle, as for a
+                    # bare yield: no bound method and no new handle per await
+                    # (the future queues it when done; see _schedule_callbacks).
+                    if result._state == "PENDING":
+                        result._callbacks.append(self._step_handle)
+                    else:
+                        self._loop._ready.append(self._step_handle)
                     self._fut_waiter = result
                     if self._must_cancel and result.cancel(self._cancel_message):
                         self._must_cancel = False
@@ -208,11 +214,6 @@ class Task(Future[_T]):
                 )
         finally:
             state.task = previous
-
-    def _wakeup(self, future: Future[Any]) -> None:
-        # The coroutine resumes inside Future.__await__, which returns the
-        # result or raises the exception (or CancelledError) itself.
-        self._context.run(self._step)
 
     def _finish_cancelled(self) -> None:
         Future.cancel(self, self._cancel_message)

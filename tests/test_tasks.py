@@ -1145,3 +1145,65 @@ def test_ctrl_c_in_run_cancels_main_then_raises_keyboard_interrupt():
         netkit.run(main())
     assert cleanup == ["finally ran"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# ----------------------------------------------- waking tasks from a future
+
+
+def test_tasks_and_callbacks_waiting_on_one_future_all_run_in_registration_order(loop):
+    """A waiting task queues its own step handle on the future rather than a
+    callback: it must still wake, alongside plain callbacks, in order."""
+    future = loop.create_future()
+    order = []
+
+    async def waiter(name):
+        order.append((name, await future))
+
+    first = loop.create_task(waiter("first"))
+    loop.run_once()  # both tasks are now suspended on the future
+    future.add_done_callback(lambda f: order.append(("callback", f.result())))
+    second = loop.create_task(waiter("second"))
+    loop.run_once()
+    future.set_result(42)
+    run(loop, first)
+    run(loop, second)
+    assert order == [("first", 42), ("callback", 42), ("second", 42)]
+
+
+def test_a_task_cancelled_after_its_future_completed_is_woken_once_and_cancelled(loop):
+    """The future is done and the task's step is queued when cancel() comes:
+    the step must run exactly once, and raise CancelledError inside."""
+    future = loop.create_future()
+    steps = []
+
+    async def waiter():
+        try:
+            await future
+        except CancelledError:
+            steps.append("cancelled")
+            raise
+        steps.append("resumed")
+
+    task = loop.create_task(waiter())
+    loop.run_once()
+    future.set_result(None)
+    task.cancel()
+    with pytest.raises(CancelledError):
+        run(loop, task)
+    for _ in range(3):
+        loop.run_once()
+    assert steps == ["cancelled"]
+
+
+def test_a_task_awaiting_a_future_that_is_cancelled_sees_cancelled_error(loop):
+    future = loop.create_future()
+
+    async def waiter():
+        await future
+
+    task = loop.create_task(waiter())
+    loop.run_once()
+    future.cancel()
+    with pytest.raises(CancelledError):
+        run(loop, task)
+    assert task.cancelled()
