@@ -156,25 +156,23 @@ class WebSocket(WebSocketHandler):
             conn is not None and conn.failure is not None
         )
 
-    def __aiter__(self) -> AsyncIterator[Message]:
-        return self._iterate()
+    def __aiter__(self) -> WebSocket:
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Message]:
-        """Messages until the connection closes; ends quietly after a normal close."""
+    async def __anext__(self) -> Message:
+        """The next message, as ``recv()``; the iteration ends quietly at a normal close."""
         messages = self._messages
-        while True:
-            if messages:
-                # recv() without its call when a message is waiting: the common
-                # case when messages arrive faster than they are handled.
-                message = messages.popleft()
-                if self._reading_paused and len(messages) <= self._resume_at:
-                    self._resume_reading()
-                yield message
-                continue
-            try:
-                yield await self.recv()
-            except ConnectionClosedOK:
-                return
+        if messages:
+            # recv() without its call when a message is waiting: the common
+            # case when messages arrive faster than they are handled.
+            message = messages.popleft()
+            if self._reading_paused and len(messages) <= self._resume_at:
+                self._resume_reading()
+            return message
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
 
     # ---------------------------------------------------------------- sending
 
