@@ -35,6 +35,9 @@ order) and the medians are reported, since the machine may be shared.
 For each run the script also reads the server's CPU time (utime + stime
 from ``/proc/PID/stat``) over the measured interval: messages per
 CPU-second is the figure least disturbed by other work on the machine.
+``user us/msg`` is the user-space part alone, per message: what the
+server's own code costs, without the system calls and the TCP stack, which
+cost every server about the same (the C server's figure is near zero).
 
 ``memory``: 10,000 connections held idle after one message each (loadgen's
 capacity mode); the growth of the server's RSS per connection.
@@ -44,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import resource
 import shutil
@@ -250,6 +254,10 @@ def serve_websockets(port: int) -> None:
         async for message in ws:
             await ws.send(message)
 
+    # The load generator resets its connections at the end of a run, which
+    # websockets logs with a traceback per connection.
+    logging.getLogger("websockets").setLevel(logging.CRITICAL)
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         # The websockets FAQ's fair settings: no compression, no keepalive.
@@ -317,10 +325,11 @@ class Server:
     process: subprocess.Popen[str]
     port: int
 
-    def cpu_seconds(self) -> float:
+    def cpu_seconds(self) -> tuple[float, float]:
+        """The server's CPU time so far: in its own code (user) and in the kernel (system)."""
         with open(f"/proc/{self.process.pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+        return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS  # utime, stime
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.process.pid}/status") as status:
@@ -388,12 +397,19 @@ class Sample:
     msgs_per_s: float
     mb_per_s: float
     cpu_s: float
+    user_s: float
     msgs: int
     errors: int
 
     @property
     def msgs_per_cpu_s(self) -> float:
         return self.msgs / self.cpu_s if self.cpu_s > 0 else float("nan")
+
+    @property
+    def user_us_per_msg(self) -> float:
+        """The server's own (user-space) CPU time per message: the library's cost
+        without the kernel's, which is the same for every server."""
+        return self.user_s / self.msgs * 1e6 if self.msgs else float("nan")
 
 
 def run_load(server: Server, workload: Workload, options: argparse.Namespace) -> Sample:
@@ -402,12 +418,12 @@ def run_load(server: Server, workload: Workload, options: argparse.Namespace) ->
         os.path.join(options.tools, "loadgen"), "ws", "-p", str(server.port),
         *workload.args, "-t", str(options.duration), "-w", str(options.warmup),
     ]  # fmt: skip
-    cpu_trace: list[tuple[float, float]] = []
+    cpu_trace: list[tuple[float, float, float]] = []
     done = threading.Event()
 
     def sample_cpu() -> None:
         while not done.is_set():
-            cpu_trace.append((time.monotonic(), server.cpu_seconds()))
+            cpu_trace.append((time.monotonic(), *server.cpu_seconds()))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample_cpu, daemon=True)
@@ -421,19 +437,21 @@ def run_load(server: Server, workload: Workload, options: argparse.Namespace) ->
     report = json.loads(result.stdout.strip().splitlines()[-1])
     measured_from = started + report["connect_time_s"] + report["warmup_s"]
     measured_to = measured_from + report["duration_s"]
-    cpu = cpu_at(cpu_trace, measured_to) - cpu_at(cpu_trace, measured_from)
+    user = cpu_at(cpu_trace, measured_to, 1) - cpu_at(cpu_trace, measured_from, 1)
+    system = cpu_at(cpu_trace, measured_to, 2) - cpu_at(cpu_trace, measured_from, 2)
     errors = report["errors"] + report["mismatches"] + report["proto_errors"] + report["disconnects"]
-    return Sample(report["msgs_per_s"], report["MB_per_s"], cpu, report["msgs"], errors)
+    return Sample(report["msgs_per_s"], report["MB_per_s"], user + system, user, report["msgs"], errors)
 
 
-def cpu_at(trace: list[tuple[float, float]], moment: float) -> float:
-    """The server's CPU time at ``moment``, interpolated between samples."""
+def cpu_at(trace: list[tuple[float, float, float]], moment: float, field: int) -> float:
+    """The server's CPU time (``field`` 1: user, 2: system) at ``moment``,
+    interpolated between samples."""
     before = max((point for point in trace if point[0] <= moment), default=trace[0])
     after = min((point for point in trace if point[0] >= moment), default=trace[-1])
     if after[0] == before[0]:
-        return before[1]
+        return before[field]
     share = (moment - before[0]) / (after[0] - before[0])
-    return before[1] + share * (after[1] - before[1])
+    return before[field] + share * (after[field] - before[field])
 
 
 # ============================================================== sections
@@ -476,7 +494,10 @@ def median_of(samples: list[Sample], attribute: str) -> float:
 
 def report_workload(workload: Workload, names: list[str], samples: dict[tuple[str, str], list[Sample]]) -> None:
     print(f"\n{workload.label}: medians of {len(samples[workload.label, names[0]])} rounds")
-    print(f"{'server':<17} {'msg/s':>10} {'MB/s':>8} {'CPU s':>6} {'msg/CPU-s':>10} {'of echo_c':>9} {'errors':>6}")
+    print(
+        f"{'server':<17} {'msg/s':>10} {'MB/s':>8} {'CPU s':>6} {'msg/CPU-s':>10} {'user us/msg':>11}"
+        f" {'of echo_c':>9} {'errors':>6}"
+    )
     rate = {name: median_of(samples[workload.label, name], "msgs_per_s") for name in names}
     per_cpu = {name: median_of(samples[workload.label, name], "msgs_per_cpu_s") for name in names}
     for name in names:
@@ -484,7 +505,8 @@ def report_workload(workload: Workload, names: list[str], samples: dict[tuple[st
         ceiling = f"{rate[name] / rate[C_SERVER]:>9.0%}" if C_SERVER in rate else f"{'-':>9}"
         print(
             f"{name:<17} {rate[name]:>10,.0f} {median_of(runs, 'mb_per_s'):>8,.1f} {median_of(runs, 'cpu_s'):>6.2f}"
-            f" {per_cpu[name]:>10,.0f} {ceiling} {sum(run.errors for run in runs):>6}"
+            f" {per_cpu[name]:>10,.0f} {median_of(runs, 'user_us_per_msg'):>11.2f}"
+            f" {ceiling} {sum(run.errors for run in runs):>6}"
         )
     ratios = [
         ("callback / async", "netkit-callback", "netkit-async"),
