@@ -285,6 +285,9 @@ def serve_aiohttp(port: int) -> None:
                 await ws.send_str(message.data)
         return ws
 
+    # As for websockets: no log line per connection reset by the load generator.
+    logging.getLogger("aiohttp").setLevel(logging.CRITICAL)
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         app = web.Application()
