@@ -44,6 +44,7 @@ class WebSocket(WebSocketHandler):
         self._max_queue = max(1, protocol.options.max_queue)
         self._resume_at = max(0, self._max_queue // 4)
         self._reading_paused = False
+        self._full_check_scheduled = False  # a _pause_reading_if_full() call is on its way
         self._discarded = 0  # messages dropped while closing with a full queue
         self._getter: Future[None] | None = None
         self._drain_waiters: list[Future[None]] = []
@@ -115,10 +116,26 @@ class WebSocket(WebSocketHandler):
             self._getter = None
             if not getter.done():
                 getter.set_result(None)
-        if len(messages) >= self._max_queue and not self._reading_paused and ws.state is OPEN:
-            # The application is not keeping up: stop reading, so TCP pushes back on the peer.
+        if len(messages) >= self._max_queue and not self._full_check_scheduled and ws.state is OPEN:
+            # The queue is full.  Whether the application keeps up is known
+            # once the tasks woken by this read have run: check then, still
+            # before the loop reads again.  Pausing at once would cost two
+            # system calls per read whenever one read brings max_queue messages.
+            self._full_check_scheduled = True
+            ws.loop.call_soon(self._pause_reading_if_full)  # type: ignore[union-attr]
+
+    def _pause_reading_if_full(self) -> None:
+        """The application is not keeping up: stop reading, so TCP pushes back on the peer."""
+        self._full_check_scheduled = False
+        protocol = self.protocol
+        if (
+            len(self._messages) >= self._max_queue
+            and not self._reading_paused
+            and protocol.state is OPEN
+            and not protocol.transport.is_closing()
+        ):
             self._reading_paused = True
-            ws.transport.pause_reading()
+            protocol.transport.pause_reading()
 
     async def recv(self) -> Message:
         """The next message: ``str`` for text, ``bytes`` for binary.

@@ -11,7 +11,7 @@ import resource
 import socket
 
 import netkit
-from netkit.websocket import State, WebSocket, broadcast, connect, serve
+from netkit.websocket import State, WebSocket, broadcast, connect, serialize_frame, serve
 from netkit.websocket.frames import BINARY, CLOSE, PING, PONG, TEXT
 
 from ws_loop_helpers import RawClient, close_code_of, port_of, run, small_buffer_listener, uri_of
@@ -192,6 +192,42 @@ def test_an_application_that_does_not_recv_stops_reading_at_max_queue() -> None:
             await all_received.wait()
             raw.close()
         assert received == [index.to_bytes(4, "big") * (size // 4) for index in range(count)]
+
+    run(scenario())
+
+
+def test_a_read_that_fills_the_queue_does_not_pause_an_application_that_keeps_up() -> None:
+    """Pipelined clients often send max_queue messages that arrive in one read.
+    An application that answers them all before the loop reads again must not
+    pay for a pause and a resume (two system calls) per read."""
+
+    async def scenario() -> None:
+        max_queue = 8
+        rounds = 20
+        pauses: list[int] = []
+
+        async def handler(ws: WebSocket) -> None:
+            transport = ws.protocol.transport
+            pause = transport.pause_reading
+
+            def counted_pause() -> None:
+                pauses.append(len(ws._messages))
+                pause()
+
+            transport.pause_reading = counted_pause
+            async for message in ws:
+                await ws.send(message)
+
+        async with await serve(handler, "127.0.0.1", 0, max_queue=max_queue, ping_interval=None) as server:
+            raw = await RawClient.open(port_of(server))
+            for round_number in range(rounds):
+                batch = [serialize_frame(BINARY, bytes([round_number, index]), mask=True) for index in range(max_queue)]
+                raw.writer.write(b"".join(batch))  # one write: most likely one read on the server
+                for index in range(max_queue):
+                    frame = await raw.read_frame()
+                    assert frame is not None and frame.payload == bytes([round_number, index])
+            raw.close()
+        assert pauses == []
 
     run(scenario())
 
