@@ -692,6 +692,10 @@ class Connection:
     def _queue_frame(self, first: int, payload: bytes | bytearray | memoryview) -> None:
         """Queue one data frame; ``first`` is its first byte (FIN and opcode)."""
         length = len(payload)
+        if length < 126 and not self._client:
+            # The most common frame of all: a server's small message, one buffer.
+            self._out.append(_pack_header(first, length) + payload)
+            return
         mask_bit = 0x80 if self._client else 0
         # RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode
         # the length".

@@ -416,8 +416,11 @@ class WebSocketProtocol(Protocol):
         conn = self._conn
         if conn is None or self._lost or not conn.writable:
             raise self._not_sendable()
-        if type(message) is str or isinstance(message, str):  # the exact type first: faster
-            conn.send_text(message)
+        kind = type(message)  # the exact types first: faster than isinstance()
+        if kind is bytes:
+            conn.send_binary(message)  # type: ignore[arg-type]
+        elif kind is str or isinstance(message, str):
+            conn.send_text(message)  # type: ignore[arg-type]
         else:
             conn.send_binary(message)  # type: ignore[arg-type]
         if self._dispatching and self._held < _SLICE:
@@ -432,8 +435,11 @@ class WebSocketProtocol(Protocol):
         conn = self._conn
         if conn is None or self._lost or not conn.writable:
             raise self._not_sendable()
-        if type(message) is str or isinstance(message, str):  # the exact type first: faster
-            conn.send_text(message)
+        kind = type(message)
+        if kind is bytes:
+            conn.send_binary(message)  # type: ignore[arg-type]
+        elif kind is str or isinstance(message, str):
+            conn.send_text(message)  # type: ignore[arg-type]
         else:
             conn.send_binary(message)  # type: ignore[arg-type]
         self._held += len(message) + 2
