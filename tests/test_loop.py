@@ -329,6 +329,52 @@ def test_invalid_file_objects_are_rejected(real_loop):
         real_loop.add_reader(object(), print)
 
 
+def test_a_file_that_cannot_be_polled_is_refused_and_leaves_no_registration(real_loop, tmp_path):
+    # epoll refuses regular files (they are always ready).
+    with open(tmp_path / "plain", "wb") as plain:
+        with pytest.raises(OSError):
+            real_loop.add_reader(plain, print)
+        assert not real_loop.remove_reader(plain)
+
+
+def test_a_new_socket_given_a_closed_ones_number_in_the_same_pass_is_not_woken(real_loop):
+    """Both sockets are readable in one poll.  The first callback to run
+    closes the other socket and opens a new one, which the kernel numbers
+    like the closed one (the lowest free number): the poll result was about
+    the old socket, so the new one's reader must not run."""
+    pairs = {"a": socket.socketpair(), "b": socket.socketpair()}
+    for _, peer in pairs.values():
+        peer.send(b"x")
+    calls = []
+    opened = []
+
+    def on_ready(name, other):
+        def callback():
+            calls.append(name)
+            mine, theirs = pairs[name][0], pairs[other][0]
+            mine.recv(1)
+            real_loop.remove_reader(mine)
+            real_loop.remove_reader(theirs)
+            number = theirs.fileno()
+            theirs.close()
+            new, new_peer = socket.socketpair()
+            opened.extend((new, new_peer))
+            assert new.fileno() == number
+            real_loop.add_reader(new, calls.append, "new socket")
+            real_loop.call_soon(real_loop.stop)
+
+        return callback
+
+    real_loop.add_reader(pairs["a"][0], on_ready("a", "b"))
+    real_loop.add_reader(pairs["b"][0], on_ready("b", "a"))
+    try:
+        real_loop.run_forever()
+        assert calls in (["a"], ["b"])
+    finally:
+        for sock in [*pairs["a"], *pairs["b"], *opened]:
+            sock.close()
+
+
 # ------------------------------------------------------- thread-safe wake-up
 
 
