@@ -56,6 +56,9 @@ def _reason(exc: OSError) -> str:
 # the network (1 MiB): a large file piped in is not read into memory at once.
 STDIN_CHUNK_SIZE = 64 * 1024
 STDIN_CHUNKS_AHEAD = 16
+# The longest line (one message or frame) read from stdin: without a bound,
+# input with no newline would be buffered whole.
+STDIN_MAX_LINE = 1024 * 1024
 
 
 class _StdinLines:
@@ -94,13 +97,20 @@ class _StdinLines:
             pass  # the loop is closed: the command is over
 
     async def readline(self) -> bytes | None:
-        """The next line, with its line ending; ``None`` at the end of input."""
+        """The next line, with its line ending; ``None`` at the end of input.
+
+        Raises ``CommandError`` for a line longer than ``STDIN_MAX_LINE``.
+        """
         while True:
             end = self._buffer.find(b"\n") + 1
             if end:
+                if end > STDIN_MAX_LINE + 2:  # room for the line ending
+                    raise CommandError(f"a line on stdin is longer than {STDIN_MAX_LINE} bytes")
                 line = bytes(self._buffer[:end])
                 del self._buffer[:end]
                 return line
+            if len(self._buffer) > STDIN_MAX_LINE + 1:
+                raise CommandError(f"a line on stdin is longer than {STDIN_MAX_LINE} bytes")
             if self._ended:
                 line, self._buffer = bytes(self._buffer), bytearray()
                 return line or None  # a last line without a newline still counts
@@ -192,6 +202,7 @@ async def _send_framed(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(f"cannot connect to {args.host}:{args.port}: {_reason(exc)}") from None
     lines = _StdinLines(get_running_loop())
+    stdin_failure: list[CommandError] = []
 
     async def pump_stdin() -> None:
         # Each line becomes one frame; at the end of input, half-close and keep reading.
@@ -202,6 +213,9 @@ async def _send_framed(args: argparse.Namespace) -> int:
             writer.write_eof()
         except OSError:
             pass  # the connection is gone: the reading side reports it
+        except CommandError as exc:
+            stdin_failure.append(exc)  # reported once the connection is closed
+            writer.transport.abort()
 
     sender = create_task(pump_stdin())
     try:
@@ -212,12 +226,17 @@ async def _send_framed(args: argparse.Namespace) -> int:
             sys.stdout.write(frame.decode("utf-8", "replace") + "\n")
             sys.stdout.flush()
     except (errors.ProtocolError, errors.IncompleteReadError) as exc:
-        raise CommandError(f"bad frame from {args.host}:{args.port}: {exc}") from None
+        failure = CommandError(f"bad frame from {args.host}:{args.port}: {exc}")
     except OSError as exc:
-        raise CommandError(f"connection to {args.host}:{args.port} lost: {_reason(exc)}") from None
+        failure = CommandError(f"connection to {args.host}:{args.port} lost: {_reason(exc)}")
+    else:
+        failure = None
     finally:
         sender.cancel()
         writer.close()
+    # A line too long for stdin is why the connection ended, if there was one.
+    if stdin_failure or failure is not None:
+        raise (stdin_failure or [failure])[0] from None
     return EXIT_OK
 
 
@@ -250,6 +269,7 @@ async def _ws_client(args: argparse.Namespace) -> int:
 
     lines = _StdinLines(get_running_loop())
     encoding = sys.stdin.encoding or "utf-8"
+    stdin_failure: list[CommandError] = []
 
     message_arrived = Event()
 
@@ -271,6 +291,9 @@ async def _ws_client(args: argparse.Namespace) -> int:
             await ws.close()
         except errors.ConnectionClosed:
             pass  # the receiving side reports how it ended
+        except CommandError as exc:
+            stdin_failure.append(exc)  # reported once the connection is closed
+            await ws.close()
 
     sender = create_task(pump_stdin())
     try:
@@ -283,6 +306,8 @@ async def _ws_client(args: argparse.Namespace) -> int:
     finally:
         sender.cancel()
         await ws.close()
+    if stdin_failure:
+        raise stdin_failure[0]
     # RFC 6455 §7.4.1: 1000 is a normal closure and 1001 a peer going away
     # (a server shutting down); anything else means something went wrong.
     if ws.close_code == 1006:

@@ -217,6 +217,23 @@ def test_ws_with_piped_input_waits_for_the_answers_before_closing() -> None:
         assert result.stdout.splitlines() == lines
 
 
+@pytest.mark.parametrize("command", ["ws", "send"])
+def test_a_stdin_line_over_the_limit_is_one_line_and_status_1(command: str) -> None:
+    """Input without a newline is not buffered without bound: past 1 MiB the
+    command stops, closes its connection and says why."""
+    mode = "--ws" if command == "ws" else "--framed"
+    with netkit_server("echo", mode) as server:
+        if command == "ws":
+            args = ["ws", f"ws://127.0.0.1:{server.port}/", "--linger", "0"]
+        else:
+            args = ["send", "--framed", "127.0.0.1", str(server.port)]
+        result = run_netkit(*args, stdin="short line\n" + "x" * (3 * 1024 * 1024))
+        assert result.returncode == 1, result.stderr
+        errors = [line for line in result.stderr.splitlines() if not line.startswith("connected to")]
+        assert errors == [f"netkit {command}: a line on stdin is longer than 1048576 bytes"], result.stderr
+        assert result.stdout == "short line\n"
+
+
 def test_ws_reports_a_dropped_connection_in_one_line() -> None:
     with netkit_server("echo", "--ws") as server:
         uri = f"ws://127.0.0.1:{server.port}/"
