@@ -425,29 +425,39 @@ async def create_unix_server(
     return server
 
 
-def _remove_stale_socket(path: str) -> None:
+def _remove_stale_socket(path: str, kind: int = socket.SOCK_STREAM) -> None:
+    """Make way for ``bind(path)``: remove a socket file nothing is bound to any
+    more (a leftover of a process that died), refuse one that is in use.
+
+    A connect of a ``kind`` socket tells them apart: refused means nobody
+    holds the path; a wrong-type error means a socket of the other type does.
+    """
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
         raise OSError(errno.EEXIST, f"{path!r} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe = socket.socket(socket.AF_UNIX, kind)
     # Non-blocking: a live server whose accept queue is full would otherwise
     # block this connect, and the loop with it.
     probe.setblocking(False)
     try:
         probe.connect(path)
     except ConnectionRefusedError:
-        os.remove(path)  # nobody listens: a leftover of a server that died
+        os.remove(path)  # nobody holds it: a leftover
         return
     except BlockingIOError:
-        pass  # someone listens, with a full queue
-    except OSError:
-        return  # let bind() report the real problem
+        pass  # a stream server listens, with a full queue
+    except OSError as exc:
+        if exc.errno != errno.EPROTOTYPE:
+            return  # let bind() report the real problem
+        # A socket of the other type is bound there: in use.
     finally:
         probe.close()
-    raise OSError(errno.EADDRINUSE, f"a server is already listening on {path!r}")
+    if kind == socket.SOCK_STREAM:
+        raise OSError(errno.EADDRINUSE, f"a server is already listening on {path!r}")
+    raise OSError(errno.EADDRINUSE, f"a socket is already bound to {path!r}")
 
 
 # ---------------------------------------------------------------- datagrams
@@ -479,7 +489,7 @@ async def create_datagram_endpoint(
             try:
                 if local_addr is not None:
                     if isinstance(local_addr, str) and not local_addr.startswith("\0"):
-                        _remove_stale_datagram_socket(local_addr)
+                        _remove_stale_socket(local_addr, socket.SOCK_DGRAM)
                     sock.bind(local_addr)
                 if remote_addr is not None:
                     sock.connect(remote_addr)
@@ -564,9 +574,3 @@ def _open_datagram_socket(
     raise OSError("no address family matches both local_addr and remote_addr")
 
 
-def _remove_stale_datagram_socket(path: str) -> None:
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass

@@ -302,6 +302,48 @@ async def test_a_failing_protocol_factory_leaks_no_socket(loop: EventLoop, monke
     assert all(sock.fileno() == -1 for sock in created)
 
 
+async def test_a_live_unix_datagram_socket_is_never_replaced(loop: EventLoop, tmp_path: Any) -> None:
+    path = str(tmp_path / "live.sock")
+    live, _ = await loop.create_datagram_endpoint(lambda: DatagramRecorder(loop), local_addr=path, family=socket.AF_UNIX)
+    with pytest.raises(OSError) as info:
+        await loop.create_datagram_endpoint(lambda: DatagramRecorder(loop), local_addr=path, family=socket.AF_UNIX)
+    assert info.value.errno == errno.EADDRINUSE
+    # Nor is a stream server's socket, nor does a stream server take a datagram one.
+    stream_path = str(tmp_path / "stream.sock")
+    stream_server = await loop.create_unix_server(netkit.Protocol, stream_path)
+    with pytest.raises(OSError) as info:
+        await loop.create_datagram_endpoint(lambda: DatagramRecorder(loop), local_addr=stream_path, family=socket.AF_UNIX)
+    assert info.value.errno == errno.EADDRINUSE
+    with pytest.raises(OSError) as info:
+        await loop.create_unix_server(netkit.Protocol, path)
+    assert info.value.errno == errno.EADDRINUSE
+    # The first endpoint still receives.
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.sendto(b"still mine", path)
+    sender.close()
+    live_protocol = live.get_protocol()
+    (data, _), = await live_protocol.wait(1)
+    assert data == b"still mine"
+    live.close()
+    stream_server.close()
+    await stream_server.wait_closed()
+
+
+def test_a_regular_file_is_not_replaced_by_a_unix_datagram_endpoint(tmp_path: Any) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("keep me")
+
+    async def bind() -> None:
+        await netkit.get_running_loop().create_datagram_endpoint(
+            lambda: DatagramRecorder(netkit.get_running_loop()), local_addr=str(path), family=socket.AF_UNIX
+        )
+
+    with pytest.raises(OSError) as info:
+        netkit.run(bind())
+    assert info.value.errno == errno.EEXIST
+    assert path.read_text() == "keep me"
+
+
 async def test_unix_datagram_endpoints(loop: EventLoop, tmp_path: Any) -> None:
     server_path = str(tmp_path / "server.sock")
     client_path = str(tmp_path / "client.sock")
