@@ -234,9 +234,10 @@ async def _send_framed(args: argparse.Namespace) -> int:
     finally:
         sender.cancel()
         writer.close()
-    # A line too long for stdin is why the connection ended, if there was one.
-    if stdin_failure or failure is not None:
-        raise (stdin_failure or [failure])[0] from None
+    if stdin_failure:
+        raise stdin_failure[0]  # why the connection ended
+    if failure is not None:
+        raise failure
     return EXIT_OK
 
 

@@ -300,19 +300,10 @@ class Connection:
             if self.state is CONNECTING:
                 raise InvalidStateError("the opening handshake is not complete; call open() first")
             return []
+        message = self.receive_message(data)
+        if message is not None:
+            return [TextMessage(message) if type(message) is str else BinaryMessage(message)]
         parser = self._parser
-        if not self.stream_messages:
-            lone = parser.feed_lone_message(data)
-            if lone is not None:
-                opcode, payload = lone
-                if opcode == BINARY:
-                    return [BinaryMessage(payload)]
-                try:
-                    return [TextMessage(payload.decode("utf-8"))]
-                except UnicodeDecodeError:
-                    failed: list[Event] = []
-                    self._fail(ProtocolError("invalid UTF-8 in a text message", close_code=1007), failed)
-                    return failed
         frames = parser.feed(data)
         events: list[Event] = []
         append = events.append
