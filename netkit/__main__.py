@@ -102,15 +102,18 @@ class _StdinLines:
         Raises ``CommandError`` for a line longer than ``STDIN_MAX_LINE``.
         """
         while True:
-            end = self._buffer.find(b"\n") + 1
-            if end:
-                if end > STDIN_MAX_LINE + 2:  # room for the line ending
-                    raise CommandError(f"a line on stdin is longer than {STDIN_MAX_LINE} bytes")
-                line = bytes(self._buffer[:end])
-                del self._buffer[:end]
-                return line
-            if len(self._buffer) > STDIN_MAX_LINE + 1:
+            newline = self._buffer.find(b"\n")
+            # The line's length without its ending (\n, or \r\n): what is sent.
+            if newline >= 0:
+                length = newline - 1 if newline and self._buffer[newline - 1] == 0x0D else newline
+            else:
+                length = len(self._buffer) - (1 if self._buffer.endswith(b"\r") else 0)
+            if length > STDIN_MAX_LINE:
                 raise CommandError(f"a line on stdin is longer than {STDIN_MAX_LINE} bytes")
+            if newline >= 0:
+                line = bytes(self._buffer[: newline + 1])
+                del self._buffer[: newline + 1]
+                return line
             if self._ended:
                 line, self._buffer = bytes(self._buffer), bytearray()
                 return line or None  # a last line without a newline still counts
@@ -207,15 +210,17 @@ async def _send_framed(args: argparse.Namespace) -> int:
     async def pump_stdin() -> None:
         # Each line becomes one frame; at the end of input, half-close and keep reading.
         try:
-            while (line := await lines.readline()) is not None:
-                writer.write(framer.encode(line.rstrip(b"\r\n")))
-                await writer.drain()
+            try:
+                while (line := await lines.readline()) is not None:
+                    writer.write(framer.encode(line.rstrip(b"\r\n")))
+                    await writer.drain()
+            except CommandError as exc:
+                # A line too long: stop there, as at the end of input, so the
+                # answers to the lines before it still arrive; report it after.
+                stdin_failure.append(exc)
             writer.write_eof()
         except OSError:
             pass  # the connection is gone: the reading side reports it
-        except CommandError as exc:
-            stdin_failure.append(exc)  # reported once the connection is closed
-            writer.transport.abort()
 
     sender = create_task(pump_stdin())
     try:
@@ -276,9 +281,14 @@ async def _ws_client(args: argparse.Namespace) -> int:
 
     async def pump_stdin() -> None:
         try:
-            while (line := await lines.readline()) is not None:
-                # Text messages: bytes the terminal's encoding cannot read become U+FFFD.
-                await ws.send(line.decode(encoding, "replace").rstrip("\r\n"))
+            try:
+                while (line := await lines.readline()) is not None:
+                    # Text messages: bytes the terminal's encoding cannot read become U+FFFD.
+                    await ws.send(line.decode(encoding, "replace").rstrip("\r\n"))
+            except CommandError as exc:
+                # A line too long: stop there, as at the end of input, so the
+                # answers to the lines before it still arrive; report it after.
+                stdin_failure.append(exc)
             # End of input.  A WebSocket has no half-close: closing now would
             # also cut off the answers still on their way (the server answers
             # a close at once), so first wait until the server has been quiet
@@ -292,9 +302,6 @@ async def _ws_client(args: argparse.Namespace) -> int:
             await ws.close()
         except errors.ConnectionClosed:
             pass  # the receiving side reports how it ended
-        except CommandError as exc:
-            stdin_failure.append(exc)  # reported once the connection is closed
-            await ws.close()
 
     sender = create_task(pump_stdin())
     try:

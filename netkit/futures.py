@@ -136,6 +136,10 @@ class Future(Generic[_T]):
 
     def add_done_callback(self, fn: Callable[[Future[_T]], object], *, context: Any = None) -> None:
         """Call ``fn(future)`` on the loop once the future is done (soon, if it already is)."""
+        if not callable(fn):
+            # Checked here, not when the future completes: by then the loop
+            # could only report it, far from the mistake.
+            raise TypeError(f"a done callback must be callable, not {type(fn).__name__}")
         if context is not None:
             fn = _bind_context(context, fn)
         if self._state != _PENDING:
@@ -157,6 +161,8 @@ class Future(Generic[_T]):
             return
         self._callbacks = []
         loop = self._loop
+        if loop._closed:
+            raise RuntimeError("the event loop is closed")
         for callback in callbacks:
             if callable(callback):
                 loop.call_soon(callback, self)

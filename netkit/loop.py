@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextvars
 import heapq
 import itertools
 import logging
@@ -96,7 +97,7 @@ class Handle:
 
     def __repr__(self) -> str:
         state = " cancelled" if self._cancelled else ""
-        return f"<{type(self).__name__} {_callback_name(self._callback)}{state}>"
+        return f"<{type(self).__name__} {_callback_name(self._callback, self._args)}{state}>"
 
 
 class TimerHandle(Handle):
@@ -120,9 +121,12 @@ class TimerHandle(Handle):
                 self._loop._timer_cancelled()
 
 
-def _callback_name(callback: Any) -> str:
+def _callback_name(callback: Any, args: tuple[Any, ...] | None = ()) -> str:
     if callback is None:
         return "None"
+    if args and isinstance(getattr(callback, "__self__", None), contextvars.Context):
+        # A callback run in a context (a task's step): name what it runs.
+        return _callback_name(args[0])
     name = getattr(callback, "__qualname__", None) or getattr(callback, "__name__", None)
     if name is None:
         return repr(callback)
@@ -495,12 +499,12 @@ class EventLoop:
             self._callback_failed(handle, exc)
         took = time.monotonic() - started
         if took >= self.slow_callback_duration:
-            logger.warning("executing %s took %.3f seconds", _callback_name(callback), took)
+            logger.warning("executing %s took %.3f seconds", _callback_name(callback, handle._args), took)
 
     def _callback_failed(self, handle: Handle, exc: BaseException) -> None:
         callback = handle._callback
         if callback is not None:
-            name = _callback_name(callback)
+            name = _callback_name(callback, handle._args)
         else:
             # The callback cancelled its own handle (removed its own reader, say),
             # which dropped the reference: name it from the traceback instead.

@@ -220,11 +220,12 @@ def test_ws_with_piped_input_waits_for_the_answers_before_closing() -> None:
 @pytest.mark.parametrize("command", ["ws", "send"])
 def test_a_stdin_line_over_the_limit_is_one_line_and_status_1(command: str) -> None:
     """Input without a newline is not buffered without bound: past 1 MiB the
-    command stops, closes its connection and says why."""
+    command stops as at the end of input (the answers to earlier lines still
+    arrive), closes its connection and says why."""
     mode = "--ws" if command == "ws" else "--framed"
     with netkit_server("echo", mode) as server:
         if command == "ws":
-            args = ["ws", f"ws://127.0.0.1:{server.port}/", "--linger", "0"]
+            args = ["ws", f"ws://127.0.0.1:{server.port}/", "--linger", "0.5"]
         else:
             args = ["send", "--framed", "127.0.0.1", str(server.port)]
         result = run_netkit(*args, stdin="short line\n" + "x" * (3 * 1024 * 1024))
@@ -232,6 +233,19 @@ def test_a_stdin_line_over_the_limit_is_one_line_and_status_1(command: str) -> N
         errors = [line for line in result.stderr.splitlines() if not line.startswith("connected to")]
         assert errors == [f"netkit {command}: a line on stdin is longer than 1048576 bytes"], result.stderr
         assert result.stdout == "short line\n"
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", ""])
+def test_a_stdin_line_of_exactly_the_limit_is_sent_and_one_byte_more_is_not(ending: str) -> None:
+    limit = 1024 * 1024
+    with netkit_server("echo", "--framed") as server:
+        args = ["send", "--framed", "127.0.0.1", str(server.port)]
+        accepted = run_netkit(*args, stdin="y" * limit + ending)
+        assert accepted.returncode == 0, accepted.stderr
+        assert accepted.stdout == "y" * limit + "\n"
+        refused = run_netkit(*args, stdin="y" * (limit + 1) + ending)
+        assert refused.returncode == 1
+        assert refused.stderr == "netkit send: a line on stdin is longer than 1048576 bytes\n"
 
 
 def test_ws_reports_a_dropped_connection_in_one_line() -> None:

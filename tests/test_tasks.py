@@ -1170,9 +1170,10 @@ def test_tasks_and_callbacks_waiting_on_one_future_all_run_in_registration_order
     assert order == [("first", 42), ("callback", 42), ("second", 42)]
 
 
-def test_a_task_cancelled_after_its_future_completed_is_woken_once_and_cancelled(loop):
+def test_a_task_cancelled_after_its_future_completed_is_woken_once_and_cancelled(loop, errors):
     """The future is done and the task's step is queued when cancel() comes:
-    the step must run exactly once, and raise CancelledError inside."""
+    the step must run exactly once, and raise CancelledError inside.  (A
+    second step would only be reported to the exception handler.)"""
     future = loop.create_future()
     steps = []
 
@@ -1193,6 +1194,7 @@ def test_a_task_cancelled_after_its_future_completed_is_woken_once_and_cancelled
     for _ in range(3):
         loop.run_once()
     assert steps == ["cancelled"]
+    assert errors.contexts == []
 
 
 def test_a_task_awaiting_a_future_that_is_cancelled_sees_cancelled_error(loop):
@@ -1207,3 +1209,43 @@ def test_a_task_awaiting_a_future_that_is_cancelled_sees_cancelled_error(loop):
     with pytest.raises(CancelledError):
         run(loop, task)
     assert task.cancelled()
+
+
+def test_a_done_callback_must_be_callable(loop):
+    future = loop.create_future()
+    with pytest.raises(TypeError):
+        future.add_done_callback(None)  # type: ignore[arg-type]
+
+
+def test_completing_a_future_a_task_awaits_on_a_closed_loop_is_refused():
+    side_loop = netkit.EventLoop()
+    future = side_loop.create_future()
+
+    async def waiter():
+        await future
+
+    task = side_loop.create_task(waiter())
+    side_loop.run_once()  # the task now waits on the future
+    side_loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        future.set_result(None)
+    assert not task.done()
+
+
+def test_debug_mode_names_the_task_step_a_slow_wake_up_ran(manual_loop, caplog):
+    future = manual_loop.create_future()
+
+    async def sleepy_task():
+        await future
+
+    manual_loop.set_debug(True)
+    manual_loop.slow_callback_duration = 0  # every callback counts as slow
+    task = manual_loop.create_task(sleepy_task())
+    manual_loop.run_once()
+    caplog.clear()
+    future.set_result(None)
+    with caplog.at_level("WARNING", logger="netkit"):
+        manual_loop.run_once()
+    assert task.done()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("executing Task._step of Task took") for message in messages), messages

@@ -442,6 +442,7 @@ def _remove_stale_socket(path: str, kind: int = socket.SOCK_STREAM) -> None:
     # Non-blocking: a live server whose accept queue is full would otherwise
     # block this connect, and the loop with it.
     probe.setblocking(False)
+    same_kind = True  # whether the socket holding the path is of our kind
     try:
         probe.connect(path)
     except ConnectionRefusedError:
@@ -452,10 +453,10 @@ def _remove_stale_socket(path: str, kind: int = socket.SOCK_STREAM) -> None:
     except OSError as exc:
         if exc.errno != errno.EPROTOTYPE:
             return  # let bind() report the real problem
-        # A socket of the other type is bound there: in use.
+        same_kind = False  # a socket of the other type is bound there: in use
     finally:
         probe.close()
-    if kind == socket.SOCK_STREAM:
+    if kind == socket.SOCK_STREAM and same_kind:
         raise OSError(errno.EADDRINUSE, f"a server is already listening on {path!r}")
     raise OSError(errno.EADDRINUSE, f"a socket is already bound to {path!r}")
 

@@ -961,7 +961,8 @@ FAST_PATH_REFUSALS = [
 @pytest.mark.parametrize("opcode,payload", LONE_FRAME_CASES)
 def test_receive_message_returns_what_receive_data_would_or_consumes_nothing(role, opcode, payload):
     frame = from_client(opcode, payload) if role is Role.SERVER else from_server(opcode, payload)
-    expected = _outcome(make(role), [frame])
+    # The oracle is the general parser: the frame in two reads never takes a fast path.
+    expected = _outcome(make(role), [frame[:1], frame[1:]])
     conn = make(role)
     message = conn.receive_message(frame)
     if message is None:
@@ -978,7 +979,7 @@ def test_receive_message_returns_what_receive_data_would_or_consumes_nothing(rol
 def test_receive_message_refuses_every_other_read_untouched(frame):
     conn = server()
     assert conn.receive_message(frame) is None
-    assert _outcome(conn, [frame]) == _outcome(server(), [frame])
+    assert _outcome(conn, [frame]) == _outcome(server(), [frame[:1], frame[1:]])
 
 
 def test_receive_message_refuses_while_not_reading_or_streaming():
