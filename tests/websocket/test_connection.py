@@ -35,6 +35,7 @@ from netkit.websocket.frames import (
     TEXT,
     Frame,
     FrameParser,
+    apply_mask,
     encode_header,
     serialize_frame,
 )
@@ -1009,3 +1010,49 @@ def test_receive_message_and_receive_data_interleave():
     assert conn.receive_data(from_client(CONTINUATION, b"o")) == [TextMessage("two")]
     assert conn.receive_message(from_client(BINARY, b"\x00\x01")) == b"\x00\x01"
     assert conn.data_to_send() == []
+
+
+def test_seeded_random_reads_get_the_same_answer_from_the_fast_path_and_the_general_parser():
+    """Thousands of single-frame reads, valid and not: headers of every kind,
+    masked or not, lengths around the 7-bit boundary, limits around them,
+    payloads that are or are not UTF-8.  Whole (where the fast paths may
+    answer) and cut after the first byte (where they never do), the outcome
+    must be the same, and receive_message must either return exactly the
+    message of that outcome or consume nothing."""
+    rng = random.Random(6455)
+    firsts = [0x81, 0x82, 0x01, 0x02, 0x80, 0x88, 0x89, 0x8A, 0xC1, 0x91, 0x83, 0x00]
+    lengths = [0, 1, 2, 3, 4, 7, 60, 124, 125, 126, 127]
+    limits = [None, 0, 1, 5, 124, 125, 126]
+    texts = ["", "a", "hé", "€uro", "\U0001f600", "plain ascii text"]
+    compared = taken = 0
+    for _ in range(3000):
+        role = rng.choice([Role.SERVER, Role.CLIENT])
+        options = {}
+        if rng.random() < 0.4:
+            options["max_message_size"] = rng.choice(limits)
+        masked = rng.random() < 0.5 if rng.random() < 0.2 else role is Role.SERVER  # mostly as the RFC says
+        if rng.random() < 0.6:
+            payload = (rng.choice(texts) * rng.randint(1, 8)).encode()[: rng.choice(lengths)]
+            if rng.random() < 0.2 and payload:
+                payload = payload[:-1]  # perhaps a cut multi-byte sequence
+        else:
+            payload = rng.randbytes(rng.choice(lengths))
+        key = rng.randbytes(4)
+        body = key + apply_mask(payload, key) if masked else payload
+        length = len(payload) if rng.random() < 0.9 else rng.choice(lengths)  # sometimes a lying header
+        if length > 125:
+            continue  # an extended length needs more header bytes: not a lone small frame anyway
+        first = rng.choice((0x81, 0x82)) if rng.random() < 0.5 else rng.choice(firsts)
+        data = bytes([first, (0x80 if masked else 0) | length]) + body
+        expected = _outcome(make(role, **options), [data[:1], data[1:]])
+        assert _outcome(make(role, **options), [data]) == expected, data.hex()
+        conn = make(role, **options)
+        message = conn.receive_message(data)
+        if message is None:
+            assert _outcome(conn, [data]) == expected, data.hex()
+        else:
+            taken += 1
+            assert len(expected[0]) == 1 and expected[0][0].data == message, data.hex()
+            assert type(message) is (str if data[0] == 0x81 else bytes)
+        compared += 1
+    assert compared > 2000 and taken > 800  # the fast path was exercised, not skipped
