@@ -57,6 +57,9 @@ class ClientProtocol(WebSocketProtocol):
             subprotocol=handshake.subprotocol,
             max_message_size=self.options.max_message_size,
             auto_pong=self.options.auto_pong,
+            # Messages that came just before a protocol violation still get
+            # their answers out ahead of the close frame (_frames_received).
+            answer_before_failing=True,
         )
         if not self.opened.done():
             self.opened.set_result(None)

@@ -344,9 +344,7 @@ class WebSocketProtocol(Protocol):
                     handler.on_closing(self, event.code, event.reason)  # type: ignore[attr-defined]
                 elif kind is ConnectionFailed:
                     replied = True
-                    self._failed(event.error)  # type: ignore[attr-defined]
-                    self._drop_unstarted_frames()
-                    handler.on_closing(self, event.code, str(event.error))  # type: ignore[attr-defined]
+                    self._connection_failed(event)  # type: ignore[arg-type]
             except Exception as exc:
                 if self._handler_failed(exc, "a handler method"):
                     continue
@@ -355,8 +353,34 @@ class WebSocketProtocol(Protocol):
         self._dispatching = False
         if replied or self._held:  # nothing to write otherwise (the async API answers later)
             self._flush()
+        if conn.failure_pending:
+            # The messages before a protocol violation in this read were handed
+            # over: fail once their answers are queued, from the callback API
+            # now (see _flush above) or from tasks woken by this read, which
+            # run before this call.
+            self.loop.call_soon(self._fail_pending)  # type: ignore[union-attr]
         if conn.should_close_transport:
             self._close_transport()
+
+    def _fail_pending(self) -> None:
+        conn = self._conn
+        if conn is None or self._lost or not conn.failure_pending:
+            return
+        for event in conn.fail_pending():
+            try:
+                self._connection_failed(event)  # type: ignore[arg-type]
+            except Exception as exc:
+                self._handler_failed(exc, "on_closing")
+        self._flush()
+        if conn.should_close_transport:
+            self._close_transport()
+
+    def _connection_failed(self, event: ConnectionFailed) -> None:
+        """The peer broke the protocol: log it, drop what has not started to go
+        out (the close frame is what matters now) and tell the handler."""
+        self._failed(event.error)
+        self._drop_unstarted_frames()
+        self.handler.on_closing(self, event.code, str(event.error))
 
     def eof_received(self) -> bool:
         conn = self._conn

@@ -123,6 +123,9 @@ class ServerProtocol(WebSocketProtocol):
             subprotocol=outcome.subprotocol,
             max_message_size=self.options.max_message_size,
             auto_pong=self.options.auto_pong,
+            # Messages that came just before a protocol violation still get
+            # their answers out ahead of the close frame (_frames_received).
+            answer_before_failing=True,
         )
         # Counted while self._conn is set, that is until connection_lost().
         state.open_count += 1

@@ -1056,3 +1056,94 @@ def test_seeded_random_reads_get_the_same_answer_from_the_fast_path_and_the_gene
             assert type(message) is (str if data[0] == 0x81 else bytes)
         compared += 1
     assert compared > 2000 and taken > 800  # the fast path was exercised, not skipped
+
+
+# -- answer_before_failing: the messages before a violation get answered -------
+
+
+def _message_then_violation():
+    """A valid text message, then a frame with a reserved bit, then a ping,
+    in one read (Autobahn case 3.2)."""
+    return from_client(TEXT, b"Hello") + from_client(TEXT, b"bad", rsv=RSV1) + from_client(PING, b"p")
+
+
+def test_a_violation_after_messages_is_held_until_fail_pending():
+    conn = server(answer_before_failing=True)
+    events = conn.receive_data(_message_then_violation())
+    assert events == [TextMessage("Hello")]
+    assert conn.failure_pending and conn.failure is None
+    assert conn.state is OPEN and conn.writable and not conn.should_close_transport
+    conn.send_text("Hello")  # the answer, before the failure
+    failed = conn.fail_pending()
+    assert [type(event) for event in failed] == [ConnectionFailed] and failed[0].code == 1002
+    assert not conn.failure_pending and conn.failure is not None
+    assert conn.state is CLOSING and conn.should_close_transport and not conn.writable
+    out = b"".join(conn.data_to_send())
+    parser = FrameParser(expect_masked=False)
+    frames = parser.feed(out)
+    assert [(opcode, bytes(payload)) for opcode, payload, *_ in frames][0] == (TEXT, b"Hello")
+    assert frames[1][0] == CLOSE and int.from_bytes(frames[1][1][:2], "big") == 1002
+    assert len(frames) == 2  # the ping after the violation was never read: no pong
+    assert conn.fail_pending() == []
+
+
+def test_without_answer_before_failing_a_violation_fails_at_once():
+    conn = server()
+    events = conn.receive_data(_message_then_violation())
+    assert events[0] == TextMessage("Hello") and isinstance(events[1], ConnectionFailed)
+    assert not conn.failure_pending and not conn.writable
+    with pytest.raises(InvalidStateError):
+        conn.send_text("Hello")
+
+
+def test_a_violation_with_nothing_before_it_fails_at_once_even_when_answers_may_come_first():
+    conn = server(answer_before_failing=True)
+    events = conn.receive_data(from_client(TEXT, b"bad", rsv=RSV1))
+    assert [type(event) for event in events] == [ConnectionFailed]
+    assert not conn.failure_pending and conn.should_close_transport
+
+
+def test_a_held_failure_comes_with_the_next_read_or_the_eof():
+    conn = server(answer_before_failing=True)
+    conn.receive_data(_message_then_violation())
+    later = conn.receive_data(from_client(TEXT, b"ignored"))
+    assert [type(event) for event in later] == [ConnectionFailed]
+    assert conn.receive_data(from_client(TEXT, b"ignored")) == []
+
+    conn = server(answer_before_failing=True)
+    conn.receive_data(_message_then_violation())
+    conn.receive_eof()
+    assert conn.failure is not None and conn.state is CLOSED and not conn.failure_pending
+
+
+def test_a_close_sent_while_a_failure_is_held_keeps_its_code():
+    conn = server(answer_before_failing=True)
+    conn.receive_data(_message_then_violation())
+    conn.close(1000, "done")
+    failed = conn.fail_pending()
+    assert [type(event) for event in failed] == [ConnectionFailed]
+    assert conn.close_sent == (1000, "done")
+    frames = FrameParser(expect_masked=False).feed(b"".join(conn.data_to_send()))
+    assert [frame[0] for frame in frames] == [CLOSE]  # one close frame, the application's
+
+
+@pytest.mark.parametrize(
+    "violation",
+    [
+        from_client(TEXT, b"bad", rsv=RSV1),
+        raw_from_client(0x85, b""),  # a reserved opcode
+        from_client(CONTINUATION, b"x"),  # nothing to continue
+        from_client(TEXT, b"\xff"),  # invalid UTF-8
+        from_client(CLOSE, b"\x03"),  # a 1-byte close payload
+    ],
+)
+@pytest.mark.parametrize("split", [False, True])
+def test_every_kind_of_violation_after_a_message_is_held_the_same_way(violation, split):
+    data = from_client(BINARY, b"first") + violation
+    expected_code = _outcome(server(), [violation])[0][-1][1]
+    conn = server(answer_before_failing=True)
+    chunks = [data[:3], data[3:]] if split else [data]
+    events = [event for chunk in chunks for event in conn.receive_data(chunk)]
+    assert events == [BinaryMessage(b"first")]
+    failed = conn.fail_pending()
+    assert [(type(event), event.code) for event in failed] == [(ConnectionFailed, expected_code)]

@@ -15,8 +15,8 @@ import pytest
 import netkit
 from netkit import ConnectionClosedError, ConnectionClosedOK, HandshakeError
 from netkit.http import Response
-from netkit.websocket import State, WebSocket, connect, serve, unix_connect, unix_serve
-from netkit.websocket.frames import BINARY
+from netkit.websocket import State, WebSocket, WebSocketHandler, connect, serialize_frame, serve, unix_connect, unix_serve
+from netkit.websocket.frames import BINARY, PING, RSV1, TEXT
 
 from ws_loop_helpers import (
     RawClient,
@@ -555,5 +555,39 @@ def test_close_is_bounded_against_a_client_that_answers_but_never_closes_tcp() -
             await done.wait()
             raw.close()
         assert outcome == {"state": State.CLOSED, "code": 1000}
+
+    run(scenario())
+
+
+# ------------------------------------------- a violation right after messages
+
+
+class _CallbackEcho(WebSocketHandler):
+    def on_message(self, ws, message):
+        ws.send(message)
+
+
+@pytest.mark.parametrize("api", ["async", "callback"])
+def test_messages_just_before_a_protocol_violation_are_answered_before_the_close(api: str) -> None:
+    """Autobahn's strict behaviour (its cases 3.2-3.4, 4.x, 5.15): a message,
+    then a frame with a reserved bit, then a ping, all in one TCP segment.
+    The echo goes out, then the close frame with 1002; the ping after the
+    violation is never read, so no pong."""
+
+    async def scenario() -> None:
+        handler = echo if api == "async" else _CallbackEcho()
+        async with await serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+            raw = await RawClient.open(port_of(server))
+            raw.writer.write(
+                serialize_frame(TEXT, b"Hello, world!", mask=True)
+                + serialize_frame(TEXT, b"bad", rsv=RSV1, mask=True)
+                + serialize_frame(PING, b"ping", mask=True)
+            )
+            echoed = await raw.read_frame()
+            assert echoed is not None and (echoed.opcode, echoed.payload) == (TEXT, b"Hello, world!")
+            closing = await raw.read_frame()
+            assert closing is not None and close_code_of(closing) == 1002
+            assert await raw.read_frame() is None  # then the server closes TCP
+            raw.close()
 
     run(scenario())
