@@ -390,11 +390,12 @@ class Connection:
         The connection is then ``CLOSED``; without a close frame received
         first, that is an abnormal closure (:attr:`close_code` 1006), and a
         partly received message is dropped.  A held failure is recorded
-        (:attr:`failure`) first.
+        (:attr:`failure`), without a close frame: nothing can be sent now.
         """
         if self.state is CLOSED:
             return
-        self.fail_pending()
+        if self._pending_failure is not None:
+            self.failure, self._pending_failure = self._pending_failure, None
         self._transition("eof")
         self._reading = False
         self._writable = False
@@ -532,7 +533,8 @@ class Connection:
         with the error's code if none was sent yet, then close TCP.  With
         ``answer_before_failing``, a failure that follows other events of the
         same read is held instead, and reading stops."""
-        if events and self.answer_before_failing:
+        if events and self.answer_before_failing and self._writable:
+            # (Held only while answers may still be sent.)
             self._pending_failure = error
             self._reading = False
             return

@@ -322,6 +322,7 @@ class WebSocketProtocol(Protocol):
             if self._held:
                 self._flush()
             return
+        close_queued = conn.close_sent is not None  # our close frame may wait in the outbox
         events = conn.receive_data(data)
         handler = self.handler
         # Answers to the messages of this read are written together below:
@@ -344,11 +345,13 @@ class WebSocketProtocol(Protocol):
                     handler.on_closing(self, event.code, event.reason)  # type: ignore[attr-defined]
                 elif kind is ConnectionFailed:
                     replied = True
-                    self._connection_failed(event)  # type: ignore[arg-type]
+                    self._connection_failed(event, close_queued)  # type: ignore[arg-type]
             except Exception as exc:
                 if self._handler_failed(exc, "a handler method"):
                     continue
                 self._dispatching = False
+                if conn.failure_pending:
+                    self.loop.call_soon(self._fail_pending)  # type: ignore[union-attr]
                 return
         self._dispatching = False
         if replied or self._held:  # nothing to write otherwise (the async API answers later)
@@ -366,20 +369,25 @@ class WebSocketProtocol(Protocol):
         conn = self._conn
         if conn is None or self._lost or not conn.failure_pending:
             return
+        close_queued = conn.close_sent is not None  # the application closed meanwhile
         for event in conn.fail_pending():
             try:
-                self._connection_failed(event)  # type: ignore[arg-type]
+                self._connection_failed(event, close_queued)  # type: ignore[arg-type]
             except Exception as exc:
-                self._handler_failed(exc, "on_closing")
+                if not self._handler_failed(exc, "on_closing"):
+                    return
         self._flush()
         if conn.should_close_transport:
             self._close_transport()
 
-    def _connection_failed(self, event: ConnectionFailed) -> None:
+    def _connection_failed(self, event: ConnectionFailed, close_queued: bool) -> None:
         """The peer broke the protocol: log it, drop what has not started to go
-        out (the close frame is what matters now) and tell the handler."""
+        out (the close frame is what matters now) and tell the handler.
+        ``close_queued``: our own close frame was queued before, and may wait
+        in the outbox behind data; then nothing is dropped, or it would be."""
         self._failed(event.error)
-        self._drop_unstarted_frames()
+        if not close_queued:
+            self._drop_unstarted_frames()
         self.handler.on_closing(self, event.code, str(event.error))
 
     def eof_received(self) -> bool:

@@ -1114,6 +1114,16 @@ def test_a_held_failure_comes_with_the_next_read_or_the_eof():
     conn.receive_data(_message_then_violation())
     conn.receive_eof()
     assert conn.failure is not None and conn.state is CLOSED and not conn.failure_pending
+    # Nothing can be sent any more: no close frame is queued or recorded as sent.
+    assert conn.close_sent is None and conn.data_to_send() == [] and conn.close_code == 1006
+
+
+def test_no_failure_is_held_once_a_close_frame_was_sent():
+    conn = server(answer_before_failing=True)
+    conn.close(1000)
+    events = conn.receive_data(_message_then_violation())
+    assert events[0] == TextMessage("Hello") and isinstance(events[-1], ConnectionFailed)
+    assert not conn.failure_pending and conn.should_close_transport
 
 
 def test_a_close_sent_while_a_failure_is_held_keeps_its_code():
@@ -1137,13 +1147,22 @@ def test_a_close_sent_while_a_failure_is_held_keeps_its_code():
         from_client(CLOSE, b"\x03"),  # a 1-byte close payload
     ],
 )
-@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("split", ["whole", "inside the message", "between the frames"])
 def test_every_kind_of_violation_after_a_message_is_held_the_same_way(violation, split):
-    data = from_client(BINARY, b"first") + violation
+    """Held when the message completes in the same read as the violation;
+    a violation alone in its read fails at once, held or not."""
+    message = from_client(BINARY, b"first")
+    data = message + violation
     expected_code = _outcome(server(), [violation])[0][-1][1]
     conn = server(answer_before_failing=True)
-    chunks = [data[:3], data[3:]] if split else [data]
-    events = [event for chunk in chunks for event in conn.receive_data(chunk)]
-    assert events == [BinaryMessage(b"first")]
-    failed = conn.fail_pending()
+    if split == "between the frames":
+        assert conn.receive_data(message) == [BinaryMessage(b"first")]
+        failed = conn.receive_data(violation)
+        assert not conn.failure_pending
+    else:
+        chunks = [data[:3], data[3:]] if split == "inside the message" else [data]
+        events = [event for chunk in chunks for event in conn.receive_data(chunk)]
+        assert events == [BinaryMessage(b"first")]
+        assert conn.failure_pending
+        failed = conn.fail_pending()
     assert [(type(event), event.code) for event in failed] == [(ConnectionFailed, expected_code)]

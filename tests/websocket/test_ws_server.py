@@ -16,7 +16,7 @@ import netkit
 from netkit import ConnectionClosedError, ConnectionClosedOK, HandshakeError
 from netkit.http import Response
 from netkit.websocket import State, WebSocket, WebSocketHandler, connect, serialize_frame, serve, unix_connect, unix_serve
-from netkit.websocket.frames import BINARY, PING, RSV1, TEXT
+from netkit.websocket.frames import BINARY, CLOSE, PING, RSV1, TEXT
 
 from ws_loop_helpers import (
     RawClient,
@@ -591,3 +591,86 @@ def test_messages_just_before_a_protocol_violation_are_answered_before_the_close
             raw.close()
 
     run(scenario())
+
+
+def _message_and_violation(message: bytes) -> bytes:
+    return serialize_frame(TEXT, message, mask=True) + serialize_frame(TEXT, b"bad", rsv=RSV1, mask=True)
+
+
+async def _frames_until_eof(raw: RawClient) -> list[tuple[int, int, int | None]]:
+    """(opcode, payload size, close code) of every frame until the server closes TCP."""
+    frames = []
+    while (frame := await netkit.wait_for(raw.read_frame(), 10)) is not None:
+        frames.append((frame.opcode, len(frame.payload), close_code_of(frame) if frame.opcode == CLOSE else None))
+    return frames
+
+
+def test_a_handler_that_raises_before_a_violation_does_not_leave_it_held() -> None:
+    """on_message raises (1011 goes out) and a violation followed the message:
+    the server must still close TCP at once, not wait out close_timeout."""
+
+    class Raises(WebSocketHandler):
+        def on_message(self, ws, message):
+            raise RuntimeError("handler bug")
+
+    async def scenario() -> None:
+        async with await serve(Raises(), "127.0.0.1", 0, ping_interval=None, close_timeout=60) as server:
+            raw = await RawClient.open(port_of(server))
+            raw.writer.write(_message_and_violation(b"hi"))
+            # Bounded by wait_for: a server waiting out its 60 s close_timeout fails here.
+            assert await _frames_until_eof(raw) == [(CLOSE, 2 + len("internal error"), 1011)]
+            raw.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("violation_arrives", ["with the message", "later"])
+def test_a_violation_does_not_drop_a_close_frame_the_application_queued(violation_arrives: str) -> None:
+    """The application answers with 2 MiB and closes while the client does not
+    read: its close frame waits in the outbox behind the data.  A protocol
+    violation then must not throw that close frame away."""
+    big = b"x" * (2 * 1024 * 1024)
+
+    class SendsAndCloses(WebSocketHandler):
+        def on_message(self, ws, message):
+            if message == "go":
+                ws.send(big)
+                ws.close(1000, "bye")
+
+    async def scenario() -> None:
+        async with await serve(SendsAndCloses(), "127.0.0.1", 0, ping_interval=None, close_timeout=5) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            raw.stop_reading()
+            if violation_arrives == "with the message":
+                raw.writer.write(_message_and_violation(b"go"))
+            else:
+                raw.writer.write(serialize_frame(TEXT, b"go", mask=True))
+                await netkit.sleep(0.2)
+                raw.writer.write(serialize_frame(TEXT, b"bad", rsv=RSV1, mask=True))
+            await netkit.sleep(0.2)
+            assert await _frames_until_eof(raw) == [(BINARY, len(big), None), (CLOSE, 5, 1000)]
+            raw.close()
+
+    run(scenario())
+
+
+def test_an_on_closing_that_raises_after_a_held_violation_writes_nothing_more(caplog) -> None:
+    class Fragile(WebSocketHandler):
+        def on_message(self, ws, message):
+            ws.send(message)
+
+        def on_closing(self, ws, code, reason):
+            raise ValueError("on_closing bug")
+
+    async def scenario() -> None:
+        async with await serve(Fragile(), "127.0.0.1", 0, ping_interval=None, close_timeout=5) as server:
+            raw = await RawClient.open(port_of(server))
+            raw.writer.write(_message_and_violation(b"hi"))
+            frames = await _frames_until_eof(raw)
+            assert frames[0] == (TEXT, 2, None)
+            raw.close()
+
+    with caplog.at_level(logging.WARNING, logger="netkit"):
+        run(scenario())
+    assert not [record for record in caplog.records if "closing or closed transport" in record.getMessage()]
+    assert any("on_closing" in record.getMessage() for record in caplog.records)
