@@ -195,7 +195,13 @@ class _HeadParser:
     _start_line_status = 400  # what a start line over max_line is answered with
     _unfold = False
 
-    def __init__(self, *, max_line: int, max_headers: int, max_head_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        max_line: int = DEFAULT_MAX_LINE,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+    ) -> None:
         self.max_line = max_line
         self.max_headers = max_headers
         self.max_head_size = max_head_size
@@ -328,15 +334,6 @@ class RequestParser(_HeadParser):
     _start_line_name = "request line"
     _start_line_status = 414
 
-    def __init__(
-        self,
-        *,
-        max_line: int = DEFAULT_MAX_LINE,
-        max_headers: int = DEFAULT_MAX_HEADERS,
-        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
-    ) -> None:
-        super().__init__(max_line=max_line, max_headers=max_headers, max_head_size=max_head_size)
-
     def feed(self, data: bytes) -> tuple[Request, bytes] | None:
         """Add ``data``; return ``(request, rest)`` once the head is complete.
 
@@ -368,15 +365,6 @@ class ResponseParser(_HeadParser):
 
     _start_line_name = "status line"
     _unfold = True
-
-    def __init__(
-        self,
-        *,
-        max_line: int = DEFAULT_MAX_LINE,
-        max_headers: int = DEFAULT_MAX_HEADERS,
-        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
-    ) -> None:
-        super().__init__(max_line=max_line, max_headers=max_headers, max_head_size=max_head_size)
 
     def feed(self, data: bytes) -> tuple[Response, bytes] | None:
         """Add ``data``; return ``(response, rest)`` once the head is complete.

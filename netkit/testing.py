@@ -18,7 +18,7 @@ from typing import Any, Iterable
 from . import _runtime
 from .loop import EventLoop
 from .protocols import Protocol
-from .transports.stream import DEFAULT_HIGH_WATER
+from .transports.base import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, water_marks
 
 __all__ = ["TestLoop", "RecordingTransport", "MemoryTransport", "transport_pair"]
 
@@ -101,7 +101,7 @@ class _FakeTransport:
         self._eof_written = False
         self._lost = False
         self._high_water = DEFAULT_HIGH_WATER
-        self._low_water = DEFAULT_HIGH_WATER // 4
+        self._low_water = DEFAULT_LOW_WATER
         self._buffered = 0
         self._protocol_paused = False
         self._warned = False
@@ -157,13 +157,7 @@ class _FakeTransport:
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         """``pause_writing()`` above ``high``, ``resume_writing()`` at ``low`` (defaults as real transports)."""
-        if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water, self._low_water = high, low
+        self._high_water, self._low_water = water_marks(high, low)
         self._check_water_marks()
 
     def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:

@@ -29,6 +29,19 @@ DEFAULT_HIGH_WATER = 64 * 1024
 DEFAULT_LOW_WATER = DEFAULT_HIGH_WATER // 4
 
 
+def water_marks(high: int | None = None, low: int | None = None) -> tuple[int, int]:
+    """``(high, low)`` for ``set_write_buffer_limits``: a missing mark follows
+    from the other (low is a quarter of high), both missing give the defaults.
+    Raises ``ValueError`` unless ``0 <= low <= high``."""
+    if high is None:
+        high = DEFAULT_HIGH_WATER if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not 0 <= low <= high:
+        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+    return high, low
+
+
 class TransportState(enum.Enum):
     """Where a transport is in its life."""
 
@@ -159,14 +172,7 @@ class BaseTransport:
         """Set the water marks: ``pause_writing()`` above ``high``, ``resume_writing()``
         at ``low``.  Default high 64 KiB; default low a quarter of high.  They
         apply at once to what is already buffered."""
-        if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not 0 <= low <= high:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
+        self._high_water, self._low_water = high, low = water_marks(high, low)
         if self._buffer_size > high:
             self._pause_protocol()
         elif self._buffer_size <= low:

@@ -244,7 +244,7 @@ async def create_connection(
             else:
                 raise _combined_error(errors)
     assert sock is not None
-    return await _make_stream(loop, sock, protocol_factory)
+    return await _start_transport(loop, sock, protocol_factory, StreamTransport)
 
 
 def _interleave(infos: list[AddrInfo]) -> list[AddrInfo]:
@@ -259,13 +259,15 @@ def _interleave(infos: list[AddrInfo]) -> list[AddrInfo]:
     return result
 
 
-async def _make_stream(
-    loop: EventLoop, sock: socket.socket, protocol_factory: Callable[[], Protocol]
-) -> tuple[StreamTransport, Protocol]:
+async def _start_transport(
+    loop: EventLoop, sock: socket.socket, protocol_factory: Callable[[], Any], transport_type: type, **options: Any
+) -> tuple[Any, Any]:
+    """Wrap a connected (or bound) socket in a transport of ``transport_type``
+    and wait until its protocol has been told; on failure nothing is left open."""
     try:
         protocol = protocol_factory()
         waiter: Future[None] = loop.create_future()
-        transport = StreamTransport(loop, sock, protocol, waiter=waiter)
+        transport = transport_type(loop, sock, protocol, waiter=waiter, **options)
     except BaseException:
         sock.close()
         raise
@@ -297,7 +299,7 @@ async def create_unix_connection(
             raise
     elif path is not None:
         raise ValueError("path and sock cannot both be given")
-    return await _make_stream(loop, sock, protocol_factory)
+    return await _start_transport(loop, sock, protocol_factory, StreamTransport)
 
 
 # ---------------------------------------------------------------- listening
@@ -516,19 +518,7 @@ async def create_datagram_endpoint(
             peer = sock.getpeername()
         except OSError:
             peer = None
-    try:
-        protocol = protocol_factory()
-        waiter: Future[None] = loop.create_future()
-        transport = DatagramTransport(loop, sock, protocol, address=peer, waiter=waiter)
-    except BaseException:
-        sock.close()
-        raise
-    try:
-        await waiter
-    except BaseException:
-        transport.abort()
-        raise
-    return transport, protocol
+    return await _start_transport(loop, sock, protocol_factory, DatagramTransport, address=peer)
 
 
 def _open_datagram_socket(

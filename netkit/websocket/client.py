@@ -18,7 +18,7 @@ from ..errors import HandshakeError, InvalidURI
 from ..futures import Future
 from ..tasks import timeout as timeout_scope
 from .async_api import WebSocket
-from .connection import Connection, Role
+from .connection import Role
 from .handshake import ClientHandshake
 from .protocol import Options, WebSocketHandler, WebSocketProtocol
 from .uri import WebSocketURI, parse_uri
@@ -52,15 +52,7 @@ class ClientProtocol(WebSocketProtocol):
         if not accepted:
             return
         self.response = handshake.response
-        conn = Connection(
-            Role.CLIENT,
-            subprotocol=handshake.subprotocol,
-            max_message_size=self.options.max_message_size,
-            auto_pong=self.options.auto_pong,
-            # Messages that came just before a protocol violation still get
-            # their answers out ahead of the close frame (_frames_received).
-            answer_before_failing=True,
-        )
+        conn = self._new_connection(handshake.subprotocol)
         if not self.opened.done():
             self.opened.set_result(None)
         self._open(conn, handshake.leftover)

@@ -283,6 +283,18 @@ class WebSocketProtocol(Protocol):
             except OSError:
                 pass  # an older kernel: control frames still overtake queued data in user space
 
+    def _new_connection(self, subprotocol: str | None) -> Connection:
+        """The sans-I/O connection for a successful handshake, with the options' limits."""
+        return Connection(
+            self.role,
+            subprotocol=subprotocol,
+            max_message_size=self.options.max_message_size,
+            auto_pong=self.options.auto_pong,
+            # Messages that came just before a protocol violation still get
+            # their answers out ahead of the close frame (_frames_received).
+            answer_before_failing=True,
+        )
+
     def _open(self, conn: Connection, leftover: bytes) -> None:
         """The handshake succeeded: switch to frames and tell the handler."""
         self._conn = conn

@@ -23,7 +23,7 @@ from ..http import Request, RequestParser, Response, serialize_response
 from ..tasks import gather
 from ..transports.server import Server
 from .async_api import WebSocket
-from .connection import OPEN, Connection, Role
+from .connection import OPEN, Role
 from .handshake import ServerHandshake
 from .protocol import Options, WebSocketHandler, WebSocketProtocol
 
@@ -118,15 +118,7 @@ class ServerProtocol(WebSocketProtocol):
             self._open_handle = None
         self.response = outcome.response
         self.transport.write(outcome.to_bytes())
-        conn = Connection(
-            Role.SERVER,
-            subprotocol=outcome.subprotocol,
-            max_message_size=self.options.max_message_size,
-            auto_pong=self.options.auto_pong,
-            # Messages that came just before a protocol violation still get
-            # their answers out ahead of the close frame (_frames_received).
-            answer_before_failing=True,
-        )
+        conn = self._new_connection(outcome.subprotocol)
         # Counted while self._conn is set, that is until connection_lost().
         state.open_count += 1
         self._conn = conn
