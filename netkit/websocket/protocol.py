@@ -457,6 +457,12 @@ class WebSocketProtocol(Protocol):
         connection is gone.  Watch ``is_writing_paused()`` (or
         ``on_pause_writing``) so as not to queue without bound.
         """
+        self._queue_message(message)
+        if not self._dispatching or self._held >= _SLICE:
+            self._flush()
+
+    def _queue_message(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Hand ``message`` to the connection; ``_held`` counts what waits to be flushed."""
         conn = self._conn
         if conn is None or self._lost or not conn.writable:
             raise self._not_sendable()
@@ -467,26 +473,13 @@ class WebSocketProtocol(Protocol):
             conn.send_text(message)  # type: ignore[arg-type]
         else:
             conn.send_binary(message)  # type: ignore[arg-type]
-        if self._dispatching and self._held < _SLICE:
-            self._held += len(message) + 2  # at least a 2-byte header: never 0
-            return
-        self._flush()
+        self._held += len(message) + 2  # at least a 2-byte header: never 0
 
     def _send_soon(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send ``message`` with whatever else is sent before the loop's next
         turn, in one write (the async API uses it while more received
         messages wait to be answered).  Up to ``_SLICE`` bytes are held."""
-        conn = self._conn
-        if conn is None or self._lost or not conn.writable:
-            raise self._not_sendable()
-        kind = type(message)
-        if kind is bytes:
-            conn.send_binary(message)  # type: ignore[arg-type]
-        elif kind is str or isinstance(message, str):
-            conn.send_text(message)  # type: ignore[arg-type]
-        else:
-            conn.send_binary(message)  # type: ignore[arg-type]
-        self._held += len(message) + 2
+        self._queue_message(message)
         if self._held >= _SLICE:
             self._flush()
         elif not self._flush_scheduled:
