@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, Iterable, TypeVar
 
 from . import _runtime
 from .errors import CancelledError, InvalidStateError
@@ -13,7 +13,7 @@ from .errors import CancelledError, InvalidStateError
 if TYPE_CHECKING:
     from .loop import EventLoop
 
-__all__ = ["Future", "wrap_concurrent_future"]
+__all__ = ["Future", "wake_waiters", "wrap_concurrent_future"]
 
 _T = TypeVar("_T")
 
@@ -227,6 +227,17 @@ def _copy_outcome(source: concurrent.futures.Future[Any], target: Future[Any]) -
         target.set_exception(exc)
     else:
         target.set_result(source.result())
+
+
+def wake_waiters(waiters: Iterable[Future[None]], error: BaseException | None = None) -> None:
+    """Complete every waiter not done yet: with ``None``, or with ``error``
+    (the waiters of ``drain()``, when writing resumes or the connection ends)."""
+    for waiter in waiters:
+        if not waiter.done():
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
 
 
 def wrap_concurrent_future(cf: concurrent.futures.Future[_T], *, loop: EventLoop) -> Future[_T]:

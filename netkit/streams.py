@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Union
 
 from . import _runtime
 from .errors import IncompleteReadError, LimitOverrunError
-from .futures import Future
+from .futures import Future, wake_waiters
 from .loop import EventLoop
 from .protocols import Protocol
 
@@ -309,12 +309,7 @@ class StreamReaderProtocol(Protocol):
                 self._closed.set_exception(exc)
                 self._closed.exception()  # retrieved: reported through drain/read instead
         waiters, self._drain_waiters = self._drain_waiters, collections.deque()
-        for waiter in waiters:
-            if not waiter.done():
-                if exc is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(exc)
+        wake_waiters(waiters, exc)
         self._reader = None
 
     def pause_writing(self) -> None:
@@ -323,9 +318,7 @@ class StreamReaderProtocol(Protocol):
     def resume_writing(self) -> None:
         self._paused = False
         waiters, self._drain_waiters = self._drain_waiters, collections.deque()
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        wake_waiters(waiters)
 
     async def _drain_helper(self) -> None:
         if self._connection_lost:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, AsyncIterable, Iterable
 
 from ..errors import ConnectionClosedOK
-from ..futures import Future
+from ..futures import Future, wake_waiters
 from ..tasks import shield
 from .connection import OPEN, State
 from .protocol import WebSocketHandler, WebSocketProtocol
@@ -309,12 +309,7 @@ class WebSocket(WebSocketHandler):
 
     def _wake_drain_waiters(self, error: BaseException | None) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                if error is None:
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(error)
+        wake_waiters(waiters, error)
 
     # ------------------------------------------------------------------ pings
 
