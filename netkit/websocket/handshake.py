@@ -24,7 +24,6 @@ import base64
 import binascii
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -39,6 +38,7 @@ from ..http import (
     Request,
     Response,
     ResponseParser,
+    is_token,
     serialize_request,
     serialize_response,
 )
@@ -76,9 +76,6 @@ _RESERVED_FIELDS = frozenset(
     )
 )
 
-# RFC 6455 §4.1: subprotocol names are tokens (RFC 2616's token, which RFC
-# 9110 §5.6.2 keeps).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 # How many interim (1xx) responses a client skips before the final one.  RFC
 # 9110 sets no limit, but a server sends one or two (103 Early Hints); Go's
@@ -194,7 +191,7 @@ class ServerHandshake:
         process_request: Callable[[Request], Response | None] | None = None,
     ) -> None:
         for name in subprotocols:
-            if not _TOKEN.fullmatch(name):
+            if not is_token(name):  # RFC 6455 §4.1: subprotocol names are tokens
                 raise ValueError(f"subprotocol {name!r} is not a token")
         self.subprotocols = list(subprotocols)
         self.origins = origins
@@ -345,7 +342,7 @@ class ClientHandshake:
         self.uri = uri if isinstance(uri, WebSocketURI) else parse_uri(uri)
         self.key = generate_key() if key is None else key
         for name in subprotocols:
-            if not _TOKEN.fullmatch(name):
+            if not is_token(name):  # RFC 6455 §4.1: subprotocol names are tokens
                 raise ValueError(f"subprotocol {name!r} is not a token")
         self.subprotocols = list(subprotocols)
         extra = _check_extra_headers(extra_headers)

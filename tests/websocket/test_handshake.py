@@ -184,9 +184,12 @@ def test_extra_headers_cannot_replace_handshake_fields(name):
         ServerHandshake(extra_headers={name: "x"})
 
 
-def test_server_subprotocols_must_be_tokens():
+@pytest.mark.parametrize("name", ["a b", "", "caf\xe9", "chat\n", "a/b"])
+def test_server_and_client_subprotocols_must_be_tokens(name):
     with pytest.raises(ValueError):
-        ServerHandshake(subprotocols=["a b"])
+        ServerHandshake(subprotocols=[name])
+    with pytest.raises(ValueError):
+        ClientHandshake("ws://h/", subprotocols=[name])
 
 
 @pytest.mark.parametrize(
