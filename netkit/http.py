@@ -7,15 +7,16 @@ bytes, get a :class:`Request` or :class:`Response` back once the head is
 complete, together with the bytes that followed it, untouched (they may
 already be the first WebSocket frames).
 
-Every parse is bounded.  Input over a limit raises :class:`~netkit.errors.HTTPError`
-carrying the status to answer with (414 for a request line too long, 431 for
-header fields too large or too many, 400 for anything malformed); nothing is
-buffered past a limit.
+Every parse is bounded, and linear in its input however the input is cut
+into pieces: no regular expression ever runs on a peer's bytes.  Input over
+a limit raises :class:`~netkit.errors.HTTPError` carrying the status to
+answer with (414 for a request line too long, 431 for header fields too
+large or too many, 400 for anything malformed); nothing is buffered past a
+limit.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -35,6 +36,8 @@ __all__ = [
     "BodyReader",
     "serialize_request",
     "serialize_response",
+    "is_token",
+    "parse_decimal",
 ]
 
 # Limits, and the precedents behind them.  The line limit is websockets'
@@ -52,20 +55,74 @@ DEFAULT_MAX_HEAD_SIZE = 8192
 # a redirect notice), so 64 KiB is plenty; the rest is not waited for.
 DEFAULT_MAX_BODY_SIZE = 65536
 
-# RFC 9110 §5.6.2: token = 1*tchar.
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-# RFC 9112 §3: request-line = method SP request-target SP HTTP-version.  The
-# target is restricted to visible ASCII (a URI never holds anything else).
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9])\.([0-9])")
-# RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ].
-# A missing SP before an empty reason is tolerated (the reason is ignored anyway).
-_STATUS_LINE = re.compile(rb"HTTP/([0-9])\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
-# RFC 9112 §5: field-line = field-name ":" OWS field-value OWS.
-_FIELD_LINE = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(.*?)[ \t]*")
+# Every check on peer data below is one linear pass of a bytes method
+# (find, partition, strip, translate): no regular expression, so nothing can
+# backtrack, whatever a peer sends.
+
+# RFC 9110 §5.6.2: token = 1*tchar; tchar = "!" / "#" / "$" / "%" / "&" / "'"
+# / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
+_TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# RFC 5234 appendix B.1: VCHAR = %x21-7E, the visible ASCII characters.
+_VCHAR = bytes(range(0x21, 0x7F))
+# RFC 5234 appendix B.1: HEXDIG, in either case (RFC 9112 §7.1 reads the chunk
+# size case-insensitively).
+_HEXDIG = b"0123456789ABCDEFabcdef"
 # RFC 9110 §5.5: field values are visible characters, SP, HTAB and obs-text;
-# CR, LF, NUL and the other controls are invalid.
-_INVALID_VALUE_CHAR = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_TOKEN_STR = re.compile(_TOKEN.decode("ascii"))
+# CR, LF, NUL and the other controls are invalid (RFC 9112 §4 allows the same
+# in a reason phrase).
+_CONTROLS = bytes(range(0x00, 0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
+# RFC 9112 §2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT.
+_HTTP_NAME = b"HTTP/"
+
+# The longest numbers accepted, so that int() never sees more.  RFC 9110
+# §8.6: "a recipient MUST anticipate potentially large decimal numerals and
+# prevent parsing errors due to integer conversion overflows or precision
+# loss"; 18 decimal digits always fit in a signed 64-bit integer, which is as
+# large as any real Content-Length gets.  RFC 9112 §7.1 says the same of
+# chunk sizes: 16 hexadecimal digits are 64 bits.
+_MAX_CONTENT_LENGTH_DIGITS = 18
+_MAX_CHUNK_SIZE_DIGITS = 16
+
+
+def _consists_of(data: bytes, allowed: bytes) -> bool:
+    """Whether ``data`` is not empty and holds only bytes from ``allowed``."""
+    return bool(data) and not data.translate(None, allowed)
+
+
+def _has_control(data: bytes) -> bool:
+    """Whether ``data`` holds a byte that no field value may contain."""
+    return len(data.translate(None, _CONTROLS)) != len(data)
+
+
+def is_token(name: str) -> bool:
+    """Whether ``name`` is an HTTP token (RFC 9110 §5.6.2): a valid method,
+    field name or WebSocket subprotocol name."""
+    return name.isascii() and _consists_of(name.encode("ascii"), _TCHAR)
+
+
+def parse_decimal(text: str | bytes, max_digits: int) -> int | None:
+    """The value of ``text`` if it is 1 to ``max_digits`` ASCII digits, else ``None``.
+
+    Only ``0``-``9`` count as digits: ``str.isdigit`` alone also accepts
+    ``"²"`` and other digits that ``int()`` refuses or reads differently.
+    The length is checked before ``int()`` runs, so a peer's 5,000-digit
+    number costs nothing and raises nothing.
+    """
+    if not 0 < len(text) <= max_digits or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
+def _parse_version(text: bytes) -> tuple[int, int] | None:
+    """``(major, minor)`` of an ``HTTP/x.y`` version, ``None`` if malformed."""
+    # RFC 9112 §2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT; the name
+    # is case-sensitive.
+    if len(text) != 8 or not text.startswith(_HTTP_NAME) or text[6:7] != b".":
+        return None
+    major, minor = parse_decimal(text[5:6], 1), parse_decimal(text[7:8], 1)
+    if major is None or minor is None:
+        return None
+    return major, minor
 
 
 class Headers:
@@ -210,6 +267,10 @@ class _HeadParser:
         self._scanned = 0  # no LF between _line_start and here
         self._start_line: bytes | None = None
         self._fields: list[tuple[str, str]] = []
+        # Obsolete line folding: the pieces of the last field's value, joined
+        # once the field is complete (not one string rebuilt per line, which
+        # costs quadratic time in the number of folded lines).
+        self._folded: list[bytes] = []
         self._done = False
 
     def _feed(self, data: bytes) -> tuple[bytes, Headers, bytes] | None:
@@ -242,6 +303,7 @@ class _HeadParser:
                 continue
             if not line:
                 self._done = True
+                self._unfold_last_field()
                 rest = bytes(buffer[self._line_start :])
                 self._buffer = bytearray()
                 return self._start_line, Headers(self._fields), rest
@@ -279,16 +341,18 @@ class _HeadParser:
         raise HTTPError(f"head larger than max_head_size={self.max_head_size} bytes", status=431)
 
     def _add_field(self, line: bytes) -> None:
+        self._unfold_last_field()
         if len(self._fields) >= self.max_headers:
             raise HTTPError(f"more than max_headers={self.max_headers} header fields", status=431)
-        match = _FIELD_LINE.fullmatch(line)
-        if match is None:
+        # RFC 9112 §5: field-line = field-name ":" OWS field-value OWS.
+        name, colon, value = line.partition(b":")
+        if not colon or not _consists_of(name, _TCHAR):
             # Covers RFC 9112 §5.1: "A server MUST reject, with a response
             # status code of 400 (Bad Request), any received request message
             # that contains whitespace between a header field name and colon."
             raise HTTPError("malformed header line", status=400)
-        name, value = match.groups()
-        if _INVALID_VALUE_CHAR.search(value):
+        value = value.strip(b" \t")
+        if _has_control(value):
             raise HTTPError("control character in a header value", status=400)
         # Field values are opaque octets (RFC 9110 §5.5): latin-1 maps each
         # one to one character and back without loss.
@@ -315,11 +379,20 @@ class _HeadParser:
         # message ... MUST replace each received obs-fold with one or more SP
         # octets prior to interpreting the field value."
         value = line.strip(b" \t")
-        if _INVALID_VALUE_CHAR.search(value):
+        if _has_control(value):
             raise HTTPError("control character in a header value", status=400)
-        name, previous = self._fields[-1]
-        folded = value.decode("latin-1")
-        self._fields[-1] = (name, f"{previous} {folded}" if previous else folded)
+        if value:
+            self._folded.append(value)
+
+    def _unfold_last_field(self) -> None:
+        """Join the folded lines of the last field onto its value, with one SP each."""
+        if not self._folded:
+            return
+        name, first = self._fields[-1]
+        pieces = [first] if first else []
+        pieces.extend(piece.decode("latin-1") for piece in self._folded)
+        self._fields[-1] = (name, " ".join(pieces))
+        self._folded = []
 
 
 class RequestParser(_HeadParser):
@@ -346,13 +419,17 @@ class RequestParser(_HeadParser):
         if parsed is None:
             return None
         start_line, headers, rest = parsed
-        match = _REQUEST_LINE.fullmatch(start_line)
-        if match is None:
+        # RFC 9112 §3: request-line = method SP request-target SP HTTP-version.
+        # The target is restricted to visible ASCII (a URI never holds anything else).
+        method, space, after_method = start_line.partition(b" ")
+        target, space_too, version_text = after_method.partition(b" ")
+        version = _parse_version(version_text)
+        well_formed = space and space_too and _consists_of(method, _TCHAR) and _consists_of(target, _VCHAR)
+        if not well_formed or version is None:
             raise HTTPError("malformed request line", status=400)
-        method, target, major, minor = match.groups()
-        if major != b"1":
+        if version[0] != 1:
             raise HTTPError("only HTTP/1.x is supported", status=505)
-        return Request(method.decode("ascii"), target.decode("ascii"), (1, int(minor)), headers), rest
+        return Request(method.decode("ascii"), target.decode("ascii"), version, headers), rest
 
 
 class ResponseParser(_HeadParser):
@@ -376,14 +453,20 @@ class ResponseParser(_HeadParser):
         if parsed is None:
             return None
         start_line, headers, rest = parsed
-        match = _STATUS_LINE.fullmatch(start_line)
-        if match is None:
+        # RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ].
+        # A missing SP before an empty reason is tolerated (the reason is ignored anyway).
+        version_text, space, after_version = start_line.partition(b" ")
+        code, _, reason = after_version.partition(b" ")
+        version = _parse_version(version_text)
+        # RFC 9110 §15: "All valid status codes are within the range of 100
+        # to 599, inclusive"; one below 100 (status-code = 3DIGIT lets "000"
+        # through) is no HTTP status at all.
+        status = parse_decimal(code, 3) if len(code) == 3 else None
+        if not space or version is None or status is None or status < 100 or _has_control(reason):
             raise HTTPError("malformed status line", status=400)
-        major, minor, status, reason = match.groups()
         # RFC 9112 §4: "A client SHOULD ignore the reason-phrase content"; it
         # is kept for display only, decoded losslessly.
-        phrase = (reason or b"").decode("latin-1")
-        return Response(int(status), phrase, (int(major), int(minor)), headers), rest
+        return Response(status, reason.decode("latin-1"), version, headers), rest
 
 
 class BodyReader:
@@ -396,14 +479,13 @@ class BodyReader:
     and marks the body ``truncated`` rather than waiting for the rest.
     """
 
-    _CHUNK_SIZE_LINE = re.compile(rb"([0-9A-Fa-f]+)[ \t]*(?:;.*)?")
-
     def __init__(self, response: Response, *, request_method: str = "GET", max_size: int = DEFAULT_MAX_BODY_SIZE) -> None:
         self.max_size = max_size
         self.truncated = False
         self.done = False
         self._body = bytearray()
         self._buffer = bytearray()  # unparsed chunked-coding bytes
+        self._scanned = 0  # no LF in _buffer before this offset
         self._remaining: int | None = None  # bytes left in the body or chunk
         self._chunked = False
         self._chunk_state = "size"  # "size", "data", "data-end" or "trailers"
@@ -417,14 +499,17 @@ class BodyReader:
             codings = headers.get_list("Transfer-Encoding")
             self._chunked = bool(codings) and codings[-1].lower() == "chunked"
         elif "Content-Length" in headers:
+            # RFC 9110 §8.6: Content-Length = 1*DIGIT; a list of identical
+            # values may be taken as that one value.
             values = set(headers.get_list("Content-Length"))
-            if len(values) != 1 or not next(iter(values)).isdigit():
+            length = parse_decimal(values.pop(), _MAX_CONTENT_LENGTH_DIGITS) if len(values) == 1 else None
+            if length is None:
                 # Rule 5: an invalid length is an unrecoverable error; all we
                 # were doing is keeping an error page, so keep nothing.
                 self.done = True
             else:
-                self._remaining = int(next(iter(values)))
-                self.done = self._remaining == 0
+                self._remaining = length
+                self.done = length == 0
 
     @property
     def body(self) -> bytes:
@@ -472,6 +557,7 @@ class BodyReader:
             self._body += data
 
     def _parse_chunks(self) -> None:
+        """Consume what the buffer holds of the chunked coding (RFC 9112 §7.1)."""
         buffer = self._buffer
         while not self.done:
             if self._chunk_state == "data":
@@ -484,18 +570,11 @@ class BodyReader:
                     return
                 self._chunk_state = "data-end"
                 continue
-            end = buffer.find(b"\n")
-            if end < 0:
-                if len(buffer) > DEFAULT_MAX_LINE:
-                    raise HTTPError(f"chunk line exceeds max_line={DEFAULT_MAX_LINE}", status=400)
+            line = self._next_line()
+            if line is None:
                 return
-            line = bytes(buffer[:end]).rstrip(b"\r")
-            del buffer[: end + 1]
             if self._chunk_state == "size":
-                match = self._CHUNK_SIZE_LINE.fullmatch(line)
-                if match is None:
-                    raise HTTPError("malformed chunk size line", status=400)
-                self._remaining = int(match.group(1), 16)
+                self._remaining = _chunk_size(line)
                 self._chunk_state = "data" if self._remaining else "trailers"
             elif self._chunk_state == "data-end":
                 if line:
@@ -504,17 +583,54 @@ class BodyReader:
             elif not line:  # the blank line that ends the trailer section
                 self.done = True
 
+    def _next_line(self) -> bytes | None:
+        """Take the next line out of the buffer, without its line ending;
+        ``None`` until its LF has arrived.
+
+        The search for the LF resumes where the previous one stopped, so a
+        line arriving a byte at a time is scanned once, not once per byte.
+        """
+        buffer = self._buffer
+        end = buffer.find(b"\n", self._scanned)
+        length = (len(buffer) if end < 0 else end) - 1  # - 1: a CR may end it
+        if length > DEFAULT_MAX_LINE:
+            raise HTTPError(f"chunk line exceeds max_line={DEFAULT_MAX_LINE}", status=400)
+        if end < 0:
+            self._scanned = len(buffer)
+            return None
+        line = bytes(buffer[:end])
+        del buffer[: end + 1]
+        self._scanned = 0
+        # RFC 9112 §2.2: "a recipient MAY recognize a single LF as a line
+        # terminator and ignore any preceding CR".
+        return line[:-1] if line.endswith(b"\r") else line
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size a chunk-size line announces; its extensions are ignored.
+
+    RFC 9112 §7.1: chunk = chunk-size [ chunk-ext ] CRLF, chunk-size =
+    1*HEXDIG, chunk-ext = *( BWS ";" BWS chunk-ext-name ... ), and
+    "Recipients MUST anticipate potentially large hexadecimal numerals and
+    prevent parsing errors due to integer conversion overflows or precision
+    loss due to integer representation."
+    """
+    digits = line.partition(b";")[0].rstrip(b" \t")
+    if len(digits) > _MAX_CHUNK_SIZE_DIGITS or not _consists_of(digits, _HEXDIG):
+        raise HTTPError("malformed chunk size line", status=400)
+    return int(digits, 16)
+
 
 def _serialize_head(start_line: str, headers: Headers) -> bytes:
     lines = [start_line]
     for name, value in headers:
-        if not _TOKEN_STR.fullmatch(name):
+        if not is_token(name):
             raise ValueError(f"invalid header name {name!r}")
         try:
             encoded = value.encode("latin-1")
         except UnicodeEncodeError:
             raise ValueError(f"header {name!r} has a value that is not latin-1") from None
-        if _INVALID_VALUE_CHAR.search(encoded):
+        if _has_control(encoded):
             raise ValueError(f"invalid character in the value of header {name!r}")
         lines.append(f"{name}: {value}")
     return "".join(f"{line}\r\n" for line in lines).encode("latin-1") + b"\r\n"
@@ -524,7 +640,8 @@ def serialize_request(request: Request) -> bytes:
     """The bytes of a request head.  Raises ``ValueError`` on a field that
     would not survive the trip (a CR or LF in a value, a bad name)."""
     major, minor = request.version
-    if not _TOKEN_STR.fullmatch(request.method) or not re.fullmatch(r"[\x21-\x7e]+", request.target):
+    target = request.target
+    if not is_token(request.method) or not (target.isascii() and _consists_of(target.encode("ascii"), _VCHAR)):
         raise ValueError("invalid method or request target")
     return _serialize_head(f"{request.method} {request.target} HTTP/{major}.{minor}", request.headers)
 
@@ -535,7 +652,7 @@ def serialize_response(response: Response) -> bytes:
     The caller sets ``Content-Length`` (or not); nothing is added here.
     """
     major, minor = response.version
-    if not 100 <= response.status <= 999 or re.search(r"[\r\n]", response.reason):
+    if not 100 <= response.status <= 999 or "\r" in response.reason or "\n" in response.reason:
         raise ValueError("invalid status code or reason phrase")
     head = _serialize_head(f"HTTP/{major}.{minor} {response.status} {response.reason}", response.headers)
     return head + response.body

@@ -1,6 +1,8 @@
 """HTTP/1.1 heads: incremental parsing at every split, limits, RFC 9112 corner cases."""
 
 import random
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -134,6 +136,11 @@ def test_feeding_after_completion_is_misuse():
         b"GET  / HTTP/1.1\r\n\r\n",  # two spaces
         b"GET / http/1.1\r\n\r\n",  # the version is case-sensitive
         b"GET / HTTP/1.1 \r\n\r\n",  # trailing whitespace
+        b"GET / HTTP/1.1x\r\n\r\n",
+        b"GET / HTTP/11\r\n\r\n",
+        b"GET / HTTP/1.\r\n\r\n",
+        b" GET / HTTP/1.1\r\n\r\n",  # leading whitespace
+        b"GET /\t/ HTTP/1.1\r\n\r\n",  # a control in the target
         b"G(T / HTTP/1.1\r\n\r\n",  # method is not a token
         b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",  # non-ASCII target
         b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",  # whitespace before the colon
@@ -278,11 +285,38 @@ def test_response_consumes_whitespace_lines_before_the_first_field():
 
 @pytest.mark.parametrize(
     "head",
-    [b"HTTP/1.1 20 OK\r\n\r\n", b"HTTP/1.1\r\n\r\n", b"ICY 200 OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nA: 1\r\n \x00\r\n\r\n"],
+    [
+        b"HTTP/1.1 20 OK\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"HTTP/1.1 000 OK\r\n\r\n",  # 3DIGIT, but no status: valid ones are 100 to 599
+        b"HTTP/1.1 099 OK\r\n\r\n",
+        b"HTTP/1.1 +20 OK\r\n\r\n",
+        b"HTTP/1.1\r\n\r\n",
+        b"HTTP/1.1  200 OK\r\n\r\n",
+        b"HTTP/1.10 200 OK\r\n\r\n",
+        b"HTTP/1 200 OK\r\n\r\n",
+        b"http/1.1 200 OK\r\n\r\n",
+        b"ICY 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 O\x00K\r\n\r\n",  # a control character in the reason
+        b"HTTP/1.1 200 OK\r\nA: 1\r\n \x00\r\n\r\n",
+    ],
 )
 def test_malformed_responses(head):
     with pytest.raises(HTTPError):
         ResponseParser().feed(head)
+
+
+def test_response_reason_keeps_spaces_tabs_and_obs_text():
+    response, _ = ResponseParser().feed(b"HTTP/1.0 599 Not \tso caf\xe9 \r\n\r\n")
+    assert (response.status, response.version) == (599, (1, 0))
+    assert response.reason == "Not \tso caf\xe9 "
+
+
+def test_response_folding_is_joined_with_single_spaces_across_many_lines():
+    head = b"HTTP/1.1 200 OK\r\nX: a\r\n" + b" b\r\n \r\n" * 300 + b"Y: c\r\n\r\n"
+    response, _ = ResponseParser().feed(head)
+    assert response.headers.get("x") == "a" + " b" * 300
+    assert response.headers.get("y") == "c"
 
 
 def test_status_line_over_max_line():
@@ -399,10 +433,29 @@ def test_no_body_for_head_and_for_a_zero_length():
     assert BodyReader(response_with(("Content-Length", "0"))).done
 
 
-@pytest.mark.parametrize("value", ["abc", "-1", "3, 4"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "abc",
+        "-1",
+        "+1",
+        "1_000",
+        "3, 4",
+        "\xb2",  # "²": str.isdigit() says yes, int() says no
+        "\u0661",  # ARABIC-INDIC DIGIT ONE: int() would read it as 1
+        pytest.param("9" * 19, id="19 digits"),  # more digits than any real length has
+        pytest.param("9" * 5000, id="5000 digits"),  # more digits than int() converts at all
+    ],
+)
 def test_invalid_content_length_keeps_nothing(value):
     reader = BodyReader(response_with(("Content-Length", value)))
     assert reader.done and reader.body == b""
+
+
+def test_the_longest_content_length_accepted_has_18_digits():
+    reader = BodyReader(response_with(("Content-Length", "9" * 18)))
+    assert not reader.feed(b"abc")
+    assert reader.body == b"abc"
 
 
 def test_repeated_identical_content_length_is_fine():
@@ -450,11 +503,30 @@ def test_non_chunked_transfer_coding_reads_until_close():
     assert reader.body == b"abc"
 
 
-@pytest.mark.parametrize("data", [b"zz\r\n", b"3\r\nabcX\r\n"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"zz\r\n",
+        b"3\r\nabcX\r\n",
+        b"\r\n",  # no size
+        b" 3\r\nabc\r\n",  # whitespace before the size
+        b"+3\r\nabc\r\n",
+        b"0x3\r\nabc\r\n",
+        b"1" * 17 + b"\r\n",  # more than 64 bits of size
+        pytest.param(b"3;" + b"e" * 9000 + b"\r\n", id="a chunk line over max_line, its end included"),
+    ],
+)
 def test_malformed_chunked_body(data):
     reader = BodyReader(response_with(("Transfer-Encoding", "chunked")))
     with pytest.raises(HTTPError):
         reader.feed(data)
+
+
+def test_chunk_size_of_16_hex_digits_and_extensions_are_accepted():
+    reader = BodyReader(response_with(("Transfer-Encoding", "chunked")))
+    assert not reader.feed(b"000000000000000A \t;name=value;flag\r\n0123456")
+    assert reader.feed(b"789\r\n0\r\n\r\n")
+    assert reader.body == b"0123456789"
 
 
 def test_chunked_body_cut_short_by_eof():
@@ -462,3 +534,132 @@ def test_chunked_body_cut_short_by_eof():
     reader.feed(b"5\r\nab")
     reader.feed_eof()
     assert reader.truncated and reader.body == b"ab"
+
+
+# Linear time on hostile input.  A regular expression that backtracks, or a
+# buffer searched again from its start on every feed(), turns a few KiB from
+# a peer into seconds of CPU on the loop.
+
+
+class ScanCountingBuffer(bytearray):
+    """A parser's buffer that counts the bytes its ``find`` calls may examine."""
+
+    scanned = 0
+
+    def find(self, sub, start=0, end=None):  # type: ignore[override]
+        stop = len(self) if end is None else end
+        self.scanned += max(0, stop - start)
+        return super().find(sub, start, stop)
+
+
+def cpu_cost_per_byte(parse: Callable[[bytes], object], data: bytes) -> float:
+    """The least CPU time per input byte that ``parse(data)`` took over a few
+    trials, each repeating the parse for at least 5 ms (so the clock's
+    resolution does not matter)."""
+    best = float("inf")
+    for _ in range(5):
+        repetitions = 0
+        start = time.process_time()
+        while True:
+            parse(data)
+            repetitions += 1
+            elapsed = time.process_time() - start
+            if elapsed >= 0.005:
+                break
+        best = min(best, elapsed / repetitions / len(data))
+        if elapsed > 0.5:
+            break  # one slow parse says enough; do not repeat it
+    return best
+
+
+UNLIMITED = 1 << 20  # limits out of the way, so that 64 KiB heads parse
+
+
+def parse_request(data: bytes) -> object:
+    return RequestParser(max_line=UNLIMITED, max_headers=UNLIMITED, max_head_size=UNLIMITED).feed(data)
+
+
+def parse_response(data: bytes) -> object:
+    return ResponseParser(max_line=UNLIMITED, max_headers=UNLIMITED, max_head_size=UNLIMITED).feed(data)
+
+
+def parse_chunked(data: bytes) -> object:
+    reader = BodyReader(response_with(("Transfer-Encoding", "chunked")), max_size=UNLIMITED)
+    return reader.feed(data)
+
+
+def padded(prefix: bytes, filler: bytes, suffix: bytes, size: int) -> bytes:
+    """``prefix``, ``filler`` repeated, ``suffix``: about ``size`` bytes in all."""
+    count = (size - len(prefix) - len(suffix)) // len(filler)
+    return prefix + filler * count + suffix
+
+
+HOSTILE_SHAPES = {
+    # Whitespace inside a field value: the shape that made a lazy
+    # "value, then optional whitespace" pattern backtrack.
+    "spaces inside a value": (parse_request, lambda n: padded(b"GET / HTTP/1.1\r\nX: a", b" ", b"b\r\n\r\n", n)),
+    "tabs and spaces inside a value": (
+        parse_request,
+        lambda n: padded(b"GET / HTTP/1.1\r\nX: a", b" \t", b"\x01\r\n\r\n", n),
+    ),
+    "whitespace after a value, then junk": (
+        parse_request,
+        lambda n: padded(b"GET / HTTP/1.1\r\nX:", b" ", b"\x7f\r\n\r\n", n),
+    ),
+    "a long field name": (parse_request, lambda n: padded(b"GET / HTTP/1.1\r\n", b"a", b" : x\r\n\r\n", n)),
+    "a long request target": (parse_request, lambda n: padded(b"GET /", b"a", b" HTTP/1.1 \r\n\r\n", n)),
+    "many fields": (parse_request, lambda n: padded(b"GET / HTTP/1.1\r\n", b"A: b\r\n", b"\r\n", n)),
+    "a long reason phrase": (
+        parse_response,
+        lambda n: padded(b"HTTP/1.1 200 ", b"O K ", b"\x00\r\n\r\n", n),
+    ),
+    "folded lines": (parse_response, lambda n: padded(b"HTTP/1.1 200 OK\r\nX: a\r\n", b" a\r\n", b"\r\n", n)),
+    "many trailer fields": (parse_chunked, lambda n: padded(b"1\r\na\r\n0\r\n", b"T: x\r\n", b"\r\n", n)),
+    "many small chunks": (parse_chunked, lambda n: padded(b"", b"1\r\na\r\n", b"0\r\n\r\n", n)),
+}
+
+
+@pytest.mark.parametrize("shape", HOSTILE_SHAPES)
+def test_parsing_costs_linear_time_in_the_input(shape):
+    """A 64 KiB input costs about 8 times an 8 KiB one of the same shape.
+
+    Measured as CPU time per byte, compared between the two sizes: the
+    quadratic work hides inside C (the regular expression engine, memchr),
+    where no counter written in Python can see it.  CPU time (not wall
+    time) leaves out what other processes take on a loaded machine, the
+    minimum over several trials leaves out interruptions, and the ratio of
+    per-byte costs does not depend on the machine's speed.  Linear code
+    gives a ratio near 1, quadratic code near 8 (the size ratio); the
+    threshold of 3 leaves a wide margin on both sides.
+    """
+    parse, make = HOSTILE_SHAPES[shape]
+    small, large = make(8 * 1024), make(64 * 1024)
+
+    def attempt(data):
+        try:
+            parse(data)
+        except HTTPError:
+            pass  # the malformed shapes are refused; what they cost is measured
+
+    ratio = cpu_cost_per_byte(attempt, large) / cpu_cost_per_byte(attempt, small)
+    assert ratio < 3, f"{shape}: a 64 KiB input costs {ratio:.1f} times more per byte than an 8 KiB one"
+
+
+def test_a_head_fed_a_byte_at_a_time_is_scanned_once():
+    head = b"GET / HTTP/1.1\r\nX: " + b"a" * 8000 + b"\r\n\r\n"
+    parser = RequestParser()
+    parser._buffer = buffer = ScanCountingBuffer()
+    for index in range(len(head) - 1):
+        assert parser.feed(head[index : index + 1]) is None
+    assert parser.feed(head[-1:]) is not None
+    assert len(head) <= buffer.scanned <= 2 * len(head)
+
+
+def test_a_chunked_body_fed_a_byte_at_a_time_is_scanned_once():
+    body = b"1;" + b"e" * 8000 + b"\r\na\r\n0\r\n\r\n"
+    reader = BodyReader(response_with(("Transfer-Encoding", "chunked")))
+    reader._buffer = buffer = ScanCountingBuffer()
+    for index in range(len(body)):
+        reader.feed(body[index : index + 1])
+    assert reader.done and reader.body == b"a"
+    assert len(body) - 10 <= buffer.scanned <= 2 * len(body)

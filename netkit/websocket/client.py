@@ -65,18 +65,21 @@ class ClientProtocol(WebSocketProtocol):
     def eof_received(self) -> bool:
         if self._conn is None:
             try:
-                self._handshake.receive_eof()
+                self._handshake.receive_eof()  # always raises: the answer is cut short
             except HandshakeError as error:
                 self.response = self._handshake.response
                 self._fail_opening(error)
-                return False
-            self._fail_opening(HandshakeError("the server closed the connection during the opening handshake", status=0))
             return False
         return super().eof_received()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if not self.opened.done():
-            error = exc if exc is not None else HandshakeError("connection lost during the opening handshake", status=0)
+            # A reset or a write error during the handshake is a failed
+            # handshake too: connect() promises HandshakeError once the TCP
+            # connection is made, and the OSError stays as the cause.
+            why = "the connection was lost during the opening handshake"
+            error = HandshakeError(f"{why}: {exc}" if exc is not None else why, status=0)
+            error.__cause__ = exc
             self.opened.set_exception(error)
         super().connection_lost(exc)
 
@@ -84,6 +87,14 @@ class ClientProtocol(WebSocketProtocol):
 class connect:
     """Open a WebSocket connection: ``ws = await connect(uri)`` or
     ``async with connect(uri) as ws:``.
+
+    Errors: :class:`~netkit.errors.InvalidURI` for a URI it cannot connect
+    to; ``OSError`` when the TCP connection cannot be made; then
+    :class:`~netkit.errors.HandshakeError` for whatever goes wrong in the
+    opening handshake (a refusal, an answer that is not a valid handshake,
+    a connection closed or reset before the answer is complete, a redirect
+    to somewhere it cannot follow); ``TimeoutError`` once ``open_timeout``
+    has passed.
 
     Options: ``origin``, ``subprotocols``, ``extra_headers``, ``open_timeout``
     (the whole opening, redirects included), ``max_redirects`` (0: a redirect
@@ -134,12 +145,11 @@ class connect:
 
     async def _connect(self) -> Any:
         async with timeout_scope(self.options.open_timeout):
-            uri = self.uri
+            uri = parse_uri(self.uri)
             redirects = 0
             while True:
-                parsed = parse_uri(uri)
                 try:
-                    return await self._open_one(parsed)
+                    return await self._open_one(uri)
                 except HandshakeError as error:
                     location = _redirect_target(error)
                     if location is None or self.max_redirects == 0:
@@ -152,7 +162,7 @@ class connect:
                             body=error.body,
                         ) from error
                     redirects += 1
-                    uri = _resolve_redirect(str(parsed), location)
+                    uri = _follow_redirect(uri, location, error)
 
     async def _open_one(self, uri: WebSocketURI) -> Any:
         if uri.secure:
@@ -189,12 +199,32 @@ def unix_connect(path: str | os.PathLike[str], uri: str = "ws://localhost/", **o
 
 
 def _redirect_target(error: HandshakeError) -> str | None:
+    """The ``Location`` of a redirect, ``None`` for any other refusal."""
     if error.status not in (301, 302, 303, 307, 308):
         return None
     for name, value in error.headers:
         if name.lower() == "location":
-            return value
+            return value or None
     return None
+
+
+def _follow_redirect(current: WebSocketURI, location: str, redirect: HandshakeError) -> WebSocketURI:
+    """Where a redirect leads.  The ``Location`` comes from the server, so a
+    target that cannot be connected to is the server's failure: a
+    :class:`HandshakeError` carrying the redirect, not the ``ValueError``
+    of a bad URI given by the caller."""
+    try:
+        target = parse_uri(_resolve_redirect(str(current), location))
+        if target.secure:
+            raise InvalidURI("wss:// needs TLS, which netkit does not provide yet")
+    except ValueError as exc:  # InvalidURI is one; urljoin raises a bare one
+        raise HandshakeError(
+            f"the server redirected to {location!r}, which cannot be followed: {exc}",
+            status=redirect.status,
+            headers=redirect.headers,
+            body=redirect.body,
+        ) from exc
+    return target
 
 
 def _resolve_redirect(current: str, location: str) -> str:

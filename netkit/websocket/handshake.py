@@ -24,7 +24,6 @@ import base64
 import binascii
 import hashlib
 import os
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -39,6 +38,7 @@ from ..http import (
     Request,
     Response,
     ResponseParser,
+    is_token,
     serialize_request,
     serialize_response,
 )
@@ -76,9 +76,12 @@ _RESERVED_FIELDS = frozenset(
     )
 )
 
-# RFC 6455 §4.1: subprotocol names are tokens (RFC 2616's token, which RFC
-# 9110 §5.6.2 keeps).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+# How many interim (1xx) responses a client skips before the final one.  RFC
+# 9110 sets no limit, but a server sends one or two (103 Early Hints); Go's
+# net/http client also gives up after 5.  Without a limit, a server could
+# keep a client parsing heads forever.
+_MAX_INTERIM_RESPONSES = 5
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
 OriginCheck = Sequence[str | None] | Callable[[str | None], bool]
@@ -188,7 +191,7 @@ class ServerHandshake:
         process_request: Callable[[Request], Response | None] | None = None,
     ) -> None:
         for name in subprotocols:
-            if not _TOKEN.fullmatch(name):
+            if not is_token(name):  # RFC 6455 §4.1: subprotocol names are tokens
                 raise ValueError(f"subprotocol {name!r} is not a token")
         self.subprotocols = list(subprotocols)
         self.origins = origins
@@ -339,7 +342,7 @@ class ClientHandshake:
         self.uri = uri if isinstance(uri, WebSocketURI) else parse_uri(uri)
         self.key = generate_key() if key is None else key
         for name in subprotocols:
-            if not _TOKEN.fullmatch(name):
+            if not is_token(name):  # RFC 6455 §4.1: subprotocol names are tokens
                 raise ValueError(f"subprotocol {name!r} is not a token")
         self.subprotocols = list(subprotocols)
         extra = _check_extra_headers(extra_headers)
@@ -362,6 +365,7 @@ class ClientHandshake:
         self._max_body_size = max_body_size
         self._parser = ResponseParser(max_line=max_line, max_headers=max_headers, max_head_size=max_head_size)
         self._body: BodyReader | None = None
+        self._interim_responses = 0
         #: The server's response, once its head has arrived.
         self.response: Response | None = None
         #: The subprotocol the server chose, once accepted.
@@ -382,21 +386,43 @@ class ClientHandshake:
         that followed the response head (hand them to the connection).
         Returns ``False`` while more bytes are needed.  Raises
         :class:`~netkit.errors.HandshakeError` when the server refused (after
-        reading the body of the refusal, bounded by ``max_body_size``), when
-        the ``101`` response is wrong, or when the answer is not valid HTTP
-        (``status`` 0 then).
+        reading the body of the refusal, bounded by ``max_body_size``; a
+        malformed body ends it early), when the ``101`` response is wrong, or
+        when the answer is not valid HTTP or not a final response after
+        5 interim ones (``status`` 0 then).  It never raises anything else,
+        whatever the server sends.
         """
         if self.accepted:
             raise InvalidStateError("the handshake is over; feed the connection instead")
-        if self._body is not None:
-            if self._body.feed(data):
-                raise self._refused()
-            return False
+        if self._body is None:
+            parsed = self._parse_head(data)
+            if parsed is None:
+                return False
+            response, rest = parsed
+            self.response = response
+            if response.status == 101:
+                self.subprotocol = self.validate(response)
+                self.leftover = rest
+                self.accepted = True
+                return True
+            self._body = BodyReader(response, max_size=self._max_body_size)
+            data = rest
+        self._read_refusal_body(data)
+        return False
+
+    def _parse_head(self, data: bytes) -> tuple[Response, bytes] | None:
+        """The final response head and the bytes after it, once complete;
+        interim responses before it are skipped."""
         try:
             parsed = self._parser.feed(data)
-            # RFC 9110 §15.2: a client must be ready for interim 1xx responses
-            # (103 Early Hints, say) before the final one; 101 is final here.
+            # RFC 9110 §15.2: "A client MUST be able to parse one or more 1xx
+            # responses received prior to a final response"; 101 is final here.
             while parsed is not None and 100 <= parsed[0].status < 200 and parsed[0].status != 101:
+                self._interim_responses += 1
+                if self._interim_responses > _MAX_INTERIM_RESPONSES:
+                    raise HandshakeError(
+                        f"the server sent more than {_MAX_INTERIM_RESPONSES} interim (1xx) responses", status=0
+                    )
                 self._parser = ResponseParser(
                     max_line=self._parser.max_line,
                     max_headers=self._parser.max_headers,
@@ -405,19 +431,21 @@ class ClientHandshake:
                 parsed = self._parser.feed(parsed[1])
         except HTTPError as exc:
             raise HandshakeError(f"invalid HTTP response from the server: {exc}", status=0) from exc
-        if parsed is None:
-            return False
-        response, rest = parsed
-        self.response = response
-        if response.status != 101:
-            self._body = BodyReader(response, max_size=self._max_body_size)
-            if self._body.feed(rest):
-                raise self._refused()
-            return False
-        self.subprotocol = self.validate(response)
-        self.leftover = rest
-        self.accepted = True
-        return True
+        return parsed
+
+    def _read_refusal_body(self, data: bytes) -> None:
+        """Read the body of a refusal; raise the refusal once it is complete.
+
+        A malformed body still raises the refusal, which carries what the
+        server said (its status, fields and the body as far as it parsed).
+        """
+        assert self._body is not None
+        try:
+            complete = self._body.feed(data)
+        except HTTPError as exc:
+            raise self._refused(f"its body is malformed: {exc}") from exc
+        if complete:
+            raise self._refused()
 
     def receive_eof(self) -> None:
         """The server closed the connection before the handshake succeeded.
@@ -432,11 +460,11 @@ class ClientHandshake:
             raise self._refused()
         raise HandshakeError("the server closed the connection without completing a response", status=0)
 
-    def _refused(self) -> HandshakeError:
+    def _refused(self, problem: str = "") -> HandshakeError:
         assert self.response is not None and self._body is not None
         response = self.response
         response.body = self._body.body
-        return _refused_error(response)
+        return _refused_error(response, problem)
 
     def validate(self, response: Response) -> str | None:
         """Check the server's response; return the subprotocol it chose, if any.
@@ -494,11 +522,14 @@ class ClientHandshake:
         return chosen[0]
 
 
-def _refused_error(response: Response) -> HandshakeError:
+def _refused_error(response: Response, problem: str = "") -> HandshakeError:
     """The client's error for a response that is not ``101``: it keeps the
-    status, fields and body, and names a redirect's target."""
+    status, fields and body, and names a redirect's target and any
+    ``problem`` found in the response."""
     message = f"the server refused the WebSocket connection: HTTP {response.status} {response.reason}"
     location = response.headers.get("Location")
     if 300 <= response.status < 400 and location:
         message += f", redirecting to {location}"
+    if problem:
+        message += f"; {problem}"
     return HandshakeError(message, status=response.status, headers=response.headers.items(), body=response.body)

@@ -8,12 +8,16 @@ import urllib.parse
 from dataclasses import dataclass
 
 from ..errors import InvalidURI
+from ..http import parse_decimal
 
 __all__ = ["WebSocketURI", "parse_uri"]
 
 # RFC 6455 §3: "The port component is OPTIONAL; the default for "ws" is port
 # 80, while the default for "wss" is port 443."
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
+# RFC 9293 §3.1: a port is a 16-bit number, so five digits at most.
+_MAX_PORT = 65535
+_MAX_PORT_DIGITS = 5
 
 # RFC 3986 §3.3 and §3.4: characters a path or query may hold as they are;
 # anything else (non-ASCII text, spaces, quotes) is percent-encoded, and
@@ -75,7 +79,6 @@ def parse_uri(uri: str) -> WebSocketURI:
         raise InvalidURI(f"{uri!r} contains whitespace or a control character")
     try:
         parts = urllib.parse.urlsplit(uri)
-        port = parts.port
     except ValueError as exc:
         raise InvalidURI(f"{uri!r} is not a valid URI: {exc}") from None
     scheme = parts.scheme.lower()
@@ -101,11 +104,33 @@ def parse_uri(uri: str) -> WebSocketURI:
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
             raise InvalidURI(f"{uri!r} has a host name that cannot be IDNA-encoded") from None
-    if port is None:
-        port = _DEFAULT_PORTS[scheme]
-    elif port == 0:
-        raise InvalidURI(f"{uri!r} has port 0")
+    port = _parse_port(uri, parts.netloc, _DEFAULT_PORTS[scheme])
     resource_name = urllib.parse.quote(parts.path or "/", safe=_PATH_SAFE)
     if parts.query or uri.endswith("?"):
         resource_name += "?" + urllib.parse.quote(parts.query, safe=_QUERY_SAFE)
     return WebSocketURI(scheme == "wss", host, port, resource_name)
+
+
+def _parse_port(uri: str, netloc: str, default: int) -> int:
+    """The port of ``netloc`` (``host:port`` or ``[v6]:port``), ``default`` if none.
+
+    RFC 3986 §3.2.3: port = *DIGIT, and an empty one means the default.
+    Read here rather than by urllib, so that only ASCII digits count, on
+    every Python version, and a number too long for a port is refused
+    before ``int()`` runs.
+    """
+    if netloc.startswith("["):
+        after_host = netloc.partition("]")[2]
+        if after_host and not after_host.startswith(":"):
+            raise InvalidURI(f"{uri!r} is not a valid URI: {after_host!r} follows the IPv6 address, not a port")
+        text = after_host[1:]
+    else:
+        text = netloc.partition(":")[2]
+    if not text:
+        return default
+    port = parse_decimal(text, _MAX_PORT_DIGITS)
+    if port is None or port > _MAX_PORT:
+        raise InvalidURI(f"{uri!r} is not a valid URI: its port {text[:20]!r} is not a number from 1 to {_MAX_PORT}")
+    if port == 0:
+        raise InvalidURI(f"{uri!r} has port 0")
+    return port

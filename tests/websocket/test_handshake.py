@@ -184,9 +184,12 @@ def test_extra_headers_cannot_replace_handshake_fields(name):
         ServerHandshake(extra_headers={name: "x"})
 
 
-def test_server_subprotocols_must_be_tokens():
+@pytest.mark.parametrize("name", ["a b", "", "caf\xe9", "chat\n", "a/b"])
+def test_server_and_client_subprotocols_must_be_tokens(name):
     with pytest.raises(ValueError):
-        ServerHandshake(subprotocols=["a b"])
+        ServerHandshake(subprotocols=[name])
+    with pytest.raises(ValueError):
+        ClientHandshake("ws://h/", subprotocols=[name])
 
 
 @pytest.mark.parametrize(
@@ -446,6 +449,62 @@ def test_client_skips_interim_responses():
     )
     assert client.receive_data(data)
     assert client.response.status == 101
+
+
+def test_client_skips_five_interim_responses_but_not_six():
+    early_hints = b"HTTP/1.1 103 Early Hints\r\n\r\n"
+    accepted = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    accepted += b"Sec-WebSocket-Accept: " + RFC_ACCEPT.encode() + b"\r\n\r\n"
+    client = ClientHandshake("ws://h/", key=RFC_KEY)
+    for byte in range(len(early_hints) * 5):
+        assert client.receive_data((early_hints * 5)[byte : byte + 1]) is False
+    assert client.receive_data(accepted)
+    client = ClientHandshake("ws://h/", key=RFC_KEY)
+    with pytest.raises(HandshakeError, match="more than 5 interim") as info:
+        client.receive_data(early_hints * 6 + accepted)
+    assert info.value.status == 0
+
+
+def test_client_refuses_a_read_packed_with_interim_responses():
+    """A read packed with thousands of interim heads is refused after a few
+    of them, rather than each head copying the rest of the read (quadratic)."""
+    client = ClientHandshake("ws://h/", max_head_size=1 << 20)
+    with pytest.raises(HandshakeError, match="interim"):
+        client.receive_data(b"HTTP/1.1 103 Early Hints\r\n\r\n" * 20_000)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: \xb2\r\n\r\n",
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: " + b"9" * 19 + b"\r\n\r\n",
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ],
+    ids=["superscript two", "19 digits", "5000 digits", "two lengths"],
+)
+def test_client_refusal_with_an_invalid_content_length_is_a_handshake_error(head):
+    client = ClientHandshake("ws://h/")
+    with pytest.raises(HandshakeError) as info:
+        client.receive_data(head + b"body")
+    assert info.value.status == 401 and info.value.body == b""
+
+
+@pytest.mark.parametrize("split", [0, 1])
+def test_client_refusal_with_a_malformed_chunked_body_is_a_handshake_error(split):
+    client = ClientHandshake("ws://h/")
+    head = b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"3\r\nabc\r\nzz\r\n"
+    with pytest.raises(HandshakeError, match="malformed chunk size line") as info:
+        if split:
+            assert client.receive_data(head) is False
+            client.receive_data(body)
+        else:
+            client.receive_data(head + body)
+    error = info.value
+    assert error.status == 401 and error.body == b"abc"
+    assert ("Transfer-Encoding", "chunked") in error.headers
+    assert isinstance(error.__cause__, HTTPError)
 
 
 def test_client_invalid_101_through_receive_data():

@@ -18,6 +18,8 @@ from netkit.websocket.uri import WebSocketURI, parse_uri
         ("ws://example.com/?", WebSocketURI(False, "example.com", 80, "/?")),
         ("ws://example.com:/a", WebSocketURI(False, "example.com", 80, "/a")),
         ("ws://127.0.0.1:9000/", WebSocketURI(False, "127.0.0.1", 9000, "/")),
+        ("ws://127.0.0.1:65535/", WebSocketURI(False, "127.0.0.1", 65535, "/")),
+        ("ws://127.0.0.1:00081/", WebSocketURI(False, "127.0.0.1", 81, "/")),
         ("ws://[::1]:8080/chat?x=1", WebSocketURI(False, "::1", 8080, "/chat?x=1")),
         ("wss://[2001:db8::7]/", WebSocketURI(True, "2001:db8::7", 443, "/")),
         ("ws://[fe80::1%25eth0]:81/", WebSocketURI(False, "fe80::1%eth0", 81, "/")),
@@ -69,8 +71,17 @@ def test_scheme_property():
         ("ws://user@example.com/", "user info"),
         ("ws://example.com/#frag", "fragment"),
         ("ws://example.com/#", "fragment"),
-        ("ws://example.com:99999/", "valid URI"),
-        ("ws://example.com:http/", "valid URI"),
+        ("ws://example.com:99999/", "port"),
+        ("ws://example.com:65536/", "port"),
+        ("ws://example.com:http/", "port"),
+        ("ws://example.com:+80/", "port"),
+        ("ws://example.com:8_0/", "port"),
+        ("ws://example.com:\u0668\u0660/", "port"),  # ARABIC-INDIC digits: int() reads 80
+        ("ws://example.com:\xb2/", "port"),  # "²": isdigit() but no int()
+        ("ws://example.com:000080/", "port"),  # more digits than any port has
+        pytest.param("ws://example.com:" + "9" * 5000 + "/", "port", id="5000-digit port"),
+        ("ws://example.com:1:2/", "port"),
+        ("ws://[::1]x:80/", "port"),
         ("ws://example.com:0/", "port 0"),
         ("ws://[::1/", "valid URI"),
         ("ws://[not-ipv6]/", "IPv6"),

@@ -4,15 +4,21 @@ keepalive."""
 
 from __future__ import annotations
 
+import logging
+import socket
+import struct
+import threading
+from typing import Any
+
 import pytest
 
 import netkit
-from netkit import ConnectionClosedError, HandshakeError, InvalidURI
+from netkit import ConnectionClosedError, HandshakeError, HTTPError, InvalidURI
 from netkit.http import Response
 from netkit.websocket import FrameParser, State, WebSocket, accept_key, connect, serialize_frame, serve
 from netkit.websocket.frames import CLOSE
 
-from ws_loop_helpers import port_of, run, uri_of
+from ws_loop_helpers import TEST_DEADLINE, RecordingHandler, port_of, run, uri_of
 
 
 async def echo(ws: WebSocket) -> None:
@@ -248,3 +254,195 @@ def test_close_is_bounded_against_a_server_that_never_closes_tcp() -> None:
         await server.wait_closed()
 
     run(scenario())
+
+
+# A hostile server: every answer it can give fails connect() with the
+# documented error, and nothing reaches the loop's exception handler or the
+# log as a traceback.
+
+
+class RawServer:
+    """A plain socket server on 127.0.0.1, in a thread outside the loop under
+    test: it reads each request head and answers it with ``answer``, then,
+    by ``end``, keeps the connection open until the client closes it
+    (``"hold"``), half-closes it first (``"close"``) or resets it (``"reset"``)."""
+
+    def __init__(self, answer: bytes, end: str = "hold", connections: int = 1) -> None:
+        self.answer = answer
+        self.end = end
+        self.connections = connections
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(TEST_DEADLINE)
+        self.uri = f"ws://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.requests: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with self.listener:
+            for _ in range(self.connections):
+                try:
+                    conn, _ = self.listener.accept()
+                except OSError:
+                    return
+                with conn:
+                    try:
+                        self._answer(conn)
+                    except OSError:
+                        pass  # the client gave up first
+
+    def _answer(self, conn: socket.socket) -> None:
+        conn.settimeout(TEST_DEADLINE)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = conn.recv(4096)
+            if not data:
+                return
+            head += data
+        self.requests.append(head)
+        conn.sendall(self.answer)
+        if self.end == "reset":
+            # SO_LINGER with a zero timeout: close() sends RST, not FIN.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
+        if self.end == "close":
+            conn.shutdown(socket.SHUT_WR)
+        while conn.recv(4096):
+            pass  # until the client closes its end
+
+    async def finished(self) -> None:
+        """Wait, without blocking the loop, until every connection is over."""
+        await netkit.to_thread(self.thread.join, TEST_DEADLINE)
+        assert not self.thread.is_alive()
+
+
+def connect_quietly(uri: str, **options: Any) -> Any:
+    """Run ``connect(uri)`` on a fresh loop; return what it raised, with
+    everything that reached the exception handler and the ``netkit`` log."""
+    reported: list[dict[str, Any]] = []
+    log = RecordingHandler()
+    logger = logging.getLogger("netkit")
+    logger.addHandler(log)
+
+    async def scenario() -> BaseException:
+        netkit.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+        try:
+            ws = await connect(uri, **options)
+        except BaseException as error:
+            return error
+        await ws.close()
+        raise AssertionError("connect() succeeded")
+
+    try:
+        error = run(scenario())
+    finally:
+        logger.removeHandler(log)
+    return error, reported, log.records
+
+
+def check_quiet(reported: list[dict[str, Any]], records: list[logging.LogRecord]) -> None:
+    assert reported == []
+    assert [record.getMessage() for record in records if record.exc_info or record.levelno >= logging.WARNING] == []
+
+
+def redirect(status: int, location: bytes) -> bytes:
+    """A redirect to ``location``, with an empty body."""
+    return b"HTTP/1.1 %d Moved\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % (status, location)
+
+
+HEAD_101 = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+
+HOSTILE_ANSWERS = {
+    # name: (answer, how the server ends, the status of the HandshakeError)
+    "a Content-Length of a superscript two": (
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: \xb2\r\n\r\nlog in",
+        "hold",
+        401,
+    ),
+    "a Content-Length of 19 digits": (
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: " + b"9" * 19 + b"\r\n\r\nlog in",
+        "hold",
+        401,
+    ),
+    "a Content-Length of 5000 digits": (
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\nlog in",
+        "hold",
+        401,
+    ),
+    "a refusal with a malformed chunked body": (
+        b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nlog in\r\nzz\r\n",
+        "hold",
+        401,
+    ),
+    "a refusal with a chunk size of 17 hex digits": (
+        b"HTTP/1.1 401 Unauthorized\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 17 + b"\r\n",
+        "hold",
+        401,
+    ),
+    "a refusal with a body, closed": (b"HTTP/1.0 403 Forbidden\r\n\r\nno entry", "close", 403),
+    "a refusal with a body, reset": (
+        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nno entry",
+        "reset",
+        0,
+    ),
+    "a redirect to a malformed URI": (redirect(302, b"http://[::1/"), "hold", 302),
+    "a redirect to another scheme": (redirect(302, b"ftp://127.0.0.1/"), "hold", 302),
+    "a redirect to wss": (redirect(301, b"https://127.0.0.1/"), "hold", 301),
+    "a redirect to port 99999": (redirect(307, b"//127.0.0.1:99999/"), "hold", 307),
+    "a redirect to a port of non-ASCII digits": (redirect(308, b"//127.0.0.1:\xb2/"), "hold", 308),
+    "a redirect to an empty Location": (redirect(302, b""), "hold", 302),
+    "not HTTP": (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "hold", 0),
+    "a status code of 000": (b"HTTP/1.1 000 Zero\r\n\r\n", "hold", 0),
+    "a head over max_head_size": (HEAD_101 + b"X: y\r\n" * 2000 + b"\r\n", "hold", 0),
+    "interim responses without end": (b"HTTP/1.1 103 Early Hints\r\n\r\n" * 6, "hold", 0),
+    "a 101 without Sec-WebSocket-Accept": (HEAD_101 + b"\r\n", "hold", 101),
+    "a head cut short by a close": (HEAD_101[:20], "close", 0),
+    "a head cut short by a reset": (HEAD_101[:20], "reset", 0),
+    "nothing before a close": (b"", "close", 0),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_ANSWERS)
+def test_connect_fails_with_a_handshake_error_whatever_the_server_answers(name):
+    answer, end, status = HOSTILE_ANSWERS[name]
+    server = RawServer(answer, end)
+    error, reported, records = connect_quietly(server.uri, max_redirects=3)
+    run(server.finished())
+    assert isinstance(error, HandshakeError), repr(error)
+    assert error.status == status, error
+    check_quiet(reported, records)
+
+
+def test_a_refusal_with_a_malformed_body_keeps_what_the_server_said():
+    answer, end, _ = HOSTILE_ANSWERS["a refusal with a malformed chunked body"]
+    server = RawServer(answer, end)
+    error, _, _ = connect_quietly(server.uri)
+    run(server.finished())
+    assert "HTTP 401 Unauthorized" in str(error) and "malformed chunk size line" in str(error)
+    assert error.body == b"log in" and ("Transfer-Encoding", "chunked") in error.headers
+    assert isinstance(error.__cause__, HTTPError)
+
+
+def test_a_reset_during_the_handshake_is_the_cause_of_the_handshake_error():
+    server = RawServer(HEAD_101[:20], "reset")
+    error, _, _ = connect_quietly(server.uri)
+    run(server.finished())
+    assert "lost during the opening handshake" in str(error)
+    assert isinstance(error.__cause__, ConnectionResetError)
+
+
+def test_an_unfollowable_redirect_keeps_the_redirect():
+    server = RawServer(b"HTTP/1.1 302 Found\r\nLocation: ftp://127.0.0.1/\r\nContent-Length: 4\r\n\r\ngone", "hold")
+    error, _, _ = connect_quietly(server.uri, max_redirects=1)
+    run(server.finished())
+    assert "redirected to 'ftp://127.0.0.1/', which cannot be followed" in str(error)
+    assert ("Location", "ftp://127.0.0.1/") in error.headers and error.body == b"gone"
+    assert isinstance(error.__cause__, InvalidURI)
+
+
+def test_a_head_that_never_ends_is_cut_by_open_timeout_quietly():
+    server = RawServer(HEAD_101[:20], "hold")
+    error, reported, records = connect_quietly(server.uri, open_timeout=0.1)
+    run(server.finished())
+    assert isinstance(error, TimeoutError)
+    check_quiet(reported, records)
