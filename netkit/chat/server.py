@@ -65,8 +65,16 @@ _WEBSOCKET_CLOSE_CODES = {
     CloseReason.JOIN_TIMEOUT: 1008,
     CloseReason.KEEPALIVE_TIMEOUT: 1008,
     CloseReason.SERVER_FULL: 1013,
+    CloseReason.TOO_MANY_CONNECTIONS: 1013,
     CloseReason.SLOW: 1013,
 }
+
+
+def _host_of(address: Any) -> str | None:
+    """The IP address in a socket address, for the per-address limits."""
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return None
 
 
 def _format_address(address: Any) -> str:
@@ -165,7 +173,7 @@ class _FramedChatProtocol(framing.FramedProtocol):
             return
         self.member = _FramedMember(self, _format_address(transport.get_extra_info("peername")))
         # No WebSocket pings on this door: the hub pings silent members itself.
-        self.chat.hub.connect(self.member, keepalive=True)
+        self.chat.hub.connect(self.member, keepalive=True, address=_host_of(transport.get_extra_info("peername")))
 
     def frame_received(self, frame: bytes) -> None:
         if self.member is not None:
@@ -348,7 +356,7 @@ class ChatServer:
             await connection.close(1001, str(CloseReason.SHUTDOWN))
             return
         member = _WebSocketMember(connection, self)
-        if not self.hub.connect(member):
+        if not self.hub.connect(member, address=_host_of(connection.remote_address)):
             await connection.wait_closed()
             return
         reason = "quit"

@@ -220,7 +220,19 @@ def test_slow_framed_client_is_dropped_and_the_room_goes_on() -> None:
     skipped and disconnected, while the fast client keeps getting everything."""
 
     async def scenario() -> None:
-        limits = ChatLimits(rate=1e9, burst=10**9, send_buffer_limit=64 * 1024)
+        # No limit on senders, and history kept small so that the hub accepts
+        # a small send buffer limit (see ChatLimits.min_send_buffer_limit).
+        limits = ChatLimits(
+            rate=1e9,
+            burst=10**9,
+            address_rate=1e9,
+            address_burst=10**9,
+            room_byte_rate=10**9,
+            room_byte_burst=16 * 1024,
+            history_size=1,
+            max_clients=10,
+            send_buffer_limit=64 * 1024,
+        )
         async with free_ports_server(limits=limits) as server:
             assert server.tcp_address is not None
             slow = socket.create_connection(server.tcp_address)
@@ -348,3 +360,4 @@ def test_stop_closes_websockets_with_1001_and_framed_clients() -> None:
         assert server.http_address is None and server.tcp_address is None
 
     run(scenario())
+
