@@ -29,7 +29,6 @@ from ..sync import Event
 from ..tasks import Task, gather, get_running_loop, sleep, wait_for
 from . import protocol
 from .page import page_html, page_response_headers
-from .protocol import ErrorCode
 from .room import ChatHub, ChatLimits, CloseReason
 
 __all__ = ["ChatServer", "run_chat_server", "DEFAULT_HOST", "DEFAULT_HTTP_PORT", "DEFAULT_TCP_PORT", "WEBSOCKET_PATH"]
@@ -184,7 +183,10 @@ class _FramedChatProtocol(framing.FramedProtocol):
         peer = member.peer if member is not None else "-"
         logger.info("event=framing_error door=tcp peer=%s error=%s", peer, json.dumps(str(exc)))
         if isinstance(exc, FrameTooLarge) and member is not None:
-            member.send(protocol.encode(protocol.error(ErrorCode.TOO_LONG, str(exc))))
+            # str(exc) is worded for this side's log ("... (local)"); the
+            # client gets the same refusal as any message over the limit.
+            refusal = protocol.too_long_error(exc.value, exc.maximum)
+            member.send(protocol.encode(protocol.error(refusal.code, f"{refusal.message}; closing the connection")))
         self.transport.close()
 
     def abort_if_open(self) -> None:
@@ -362,7 +364,11 @@ class ChatServer:
         reason = "quit"
         try:
             async for message in connection:
-                self.hub.receive(member, message)
+                if isinstance(message, str):
+                    self.hub.receive(member, message)
+                else:
+                    # The WebSocket door carries JSON in text messages only.
+                    self.hub.reject(member, protocol.binary_message_error())
         except ConnectionClosed:
             reason = "connection lost"
         finally:

@@ -97,6 +97,22 @@ def test_websocket_bad_messages_get_errors_and_the_connection_stays() -> None:
     run(scenario())
 
 
+def test_websocket_binary_message_is_told_the_chat_speaks_json_text() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.http_address is not None
+            ann = await WebSocketClient.connect(server.http_address, "ann")
+            await ann.connection.send(json.dumps({"type": "say", "text": "as bytes"}).encode())
+            refusal = await ann.receive()
+            assert refusal["code"] == "invalid_message"
+            assert "JSON in text messages" in refusal["message"] and "binary" in refusal["message"]
+            await ann.send({"type": "say", "text": "as text"})
+            assert (await ann.receive())["text"] == "as text"
+            await ann.close()
+
+    run(scenario())
+
+
 def test_websocket_server_full_closes_with_1013() -> None:
     async def scenario() -> None:
         async with free_ports_server(limits=ChatLimits(max_clients=1)) as server:
@@ -195,6 +211,9 @@ def test_framed_oversized_frame_is_refused_and_closed() -> None:
             ann.writer.write(struct.pack("!I", limits.max_message_bytes + 1))
             remaining = await ann.receive_all()
             assert [m["code"] for m in remaining] == ["too_long"]
+            # Worded for the client that sent it, not for the server's log.
+            size, limit = limits.max_message_bytes + 1, limits.max_message_bytes
+            assert remaining[0]["message"] == f"your message is {size} bytes; the limit is {limit}; closing the connection"
             await ann.close()
 
     run(scenario())
@@ -361,3 +380,12 @@ def test_stop_closes_websockets_with_1001_and_framed_clients() -> None:
 
     run(scenario())
 
+
+
+def test_the_server_is_importable_from_the_package() -> None:
+    import netkit.chat
+    import netkit.chat.server
+
+    assert netkit.chat.ChatServer is netkit.chat.server.ChatServer
+    assert netkit.chat.run_chat_server is netkit.chat.server.run_chat_server
+    assert {"ChatServer", "run_chat_server"} <= set(netkit.chat.__all__)
