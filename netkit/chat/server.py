@@ -3,7 +3,8 @@
 1. ``GET /`` on the HTTP port serves the chat page (and ``/healthz`` a health
    check) through the WebSocket server's ``process_request`` hook;
 2. ``/ws`` on the same port upgrades to a WebSocket carrying one JSON object
-   per text message;
+   per text message, for pages of the chat's own origin or of an allowed one
+   (see :mod:`.origins`) and for clients that are not browsers;
 3. the TCP port speaks the same JSON, one UTF-8 object per length-prefixed
    frame (4-byte big-endian length), for terminal clients.
 
@@ -20,6 +21,7 @@ import json
 import logging
 import signal
 import socket
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from .. import framing, websocket
@@ -28,6 +30,7 @@ from ..http import Request, Response
 from ..sync import Event
 from ..tasks import Task, gather, get_running_loop, sleep, wait_for
 from . import protocol
+from .origins import OriginPolicy
 from .page import page_html, page_response_headers
 from .room import ChatHub, ChatLimits, CloseReason
 
@@ -207,8 +210,11 @@ class ChatServer:
 
     ``http_port`` serves the page and the WebSocket door, ``tcp_port`` the
     framed door; port 0 picks a free port (see :attr:`http_address` and
-    :attr:`tcp_address`), ``None`` leaves that door shut.  ``websocket_options``
-    go to ``netkit.websocket.serve`` as they are.
+    :attr:`tcp_address`), ``None`` leaves that door shut.  ``origins`` are the
+    web origins (``https://chat.example.com``) whose pages may open the
+    WebSocket besides the chat's own page (``"*"``: any).  ``websocket_options``
+    go to ``netkit.websocket.serve`` as they are (``open_timeout``,
+    ``close_timeout``, ``max_message_size``, ...).
     """
 
     def __init__(
@@ -219,11 +225,13 @@ class ChatServer:
         *,
         limits: ChatLimits | None = None,
         hub: ChatHub | None = None,
+        origins: Iterable[str] = (),
         websocket_options: dict[str, Any] | None = None,
     ) -> None:
         self.host = host
         self.hub = hub if hub is not None else ChatHub(limits)
         self.limits = self.hub.limits
+        self.origin_policy = OriginPolicy(origins)
         self._http_port = http_port
         self._tcp_port = tcp_port
         self._websocket_options = dict(websocket_options or {})
@@ -339,10 +347,17 @@ class ChatServer:
 
     def answer_http(self, request: Request) -> Response | None:
         """``process_request``: the page, the health check, 404 for the rest;
-        ``None`` lets ``/ws`` go on to the WebSocket handshake."""
+        ``None`` lets ``/ws`` go on to the WebSocket handshake, 403 refuses it
+        to a page from an origin that may not use it."""
         path = request.target.partition("?")[0]
         if path == WEBSOCKET_PATH:
-            return None
+            headers = request.headers
+            if self.origin_policy.allows(headers.get_all("Origin"), headers.get("Host")):
+                return None
+            logger.info("event=origin_refused origin=%s", json.dumps(headers.get("Origin")))
+            # RFC 6455 §4.2.2: a server that does not accept the origin
+            # "MUST return an appropriate HTTP error code (e.g., 403 Forbidden)".
+            return _text_response(403, "pages from this origin may not open the chat's WebSocket\n")
         if request.method not in ("GET", "HEAD"):
             return _text_response(405, "method not allowed\n", [("Allow", "GET, HEAD")])
         if path == "/":
@@ -381,13 +396,16 @@ async def run_chat_server(
     tcp_port: int | None = DEFAULT_TCP_PORT,
     *,
     limits: ChatLimits | None = None,
+    origins: Iterable[str] = (),
+    websocket_options: dict[str, Any] | None = None,
     on_ready: Callable[[ChatServer], object] | None = None,
 ) -> None:
     """Run a chat server until SIGINT or SIGTERM, then shut it down cleanly.
 
+    ``limits``, ``origins`` and ``websocket_options`` are :class:`ChatServer`'s;
     ``on_ready(server)`` is called once it listens (to print its addresses).
     """
-    server = ChatServer(host, http_port, tcp_port, limits=limits)
+    server = ChatServer(host, http_port, tcp_port, limits=limits, origins=origins, websocket_options=websocket_options)
     await server.start()
     loop = get_running_loop()
     stop = Event()
