@@ -8,32 +8,134 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from .._argtypes import listen_port, positive_int
 from ..tasks import run
+from ..websocket import Options
+from .origins import ANY_ORIGIN, parse_origin
 from .room import ChatLimits
 from .server import DEFAULT_HOST, DEFAULT_HTTP_PORT, DEFAULT_TCP_PORT, WEBSOCKET_PATH, ChatServer, run_chat_server
 
-__all__ = ["add_arguments", "configure_logging", "announce", "run_from_arguments", "main"]
+__all__ = [
+    "add_arguments",
+    "limits_from_arguments",
+    "websocket_options_from_arguments",
+    "configure_logging",
+    "announce",
+    "run_from_arguments",
+    "main",
+]
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
+def positive_number(text: str) -> float:
+    """A rate or a duration: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} must be a number above 0")
+    return value
+
+
+def origin(text: str) -> str:
+    """A web origin (``scheme://host[:port]``) or ``*``."""
+    if text != ANY_ORIGIN and parse_origin(text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an origin: write it as scheme://host[:port], e.g. https://chat.example.com")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The chat server's options, on ``parser``."""
-    defaults = ChatLimits()
+    limits = ChatLimits()
+    websocket_defaults = Options()
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument(
-        "--http-port", type=listen_port, default=DEFAULT_HTTP_PORT, help=f"page and WebSocket port (default {DEFAULT_HTTP_PORT}; 0: any free port)"
+        "--http-port",
+        type=listen_port,
+        default=DEFAULT_HTTP_PORT,
+        metavar="PORT",
+        help=f"page and WebSocket port (default {DEFAULT_HTTP_PORT}; 0: any free port)",
     )
     parser.add_argument(
-        "--tcp-port", type=listen_port, default=DEFAULT_TCP_PORT, help=f"framed TCP port for terminal clients (default {DEFAULT_TCP_PORT}; 0: any free port)"
+        "--tcp-port",
+        type=listen_port,
+        default=DEFAULT_TCP_PORT,
+        metavar="PORT",
+        help=f"framed TCP port for terminal clients (default {DEFAULT_TCP_PORT}; 0: any free port)",
     )
-    parser.add_argument("--max-clients", type=positive_int, default=defaults.max_clients, help=f"default {defaults.max_clients}")
     parser.add_argument(
-        "--max-text-bytes", type=positive_int, default=defaults.max_text_bytes, help=f"longest message in bytes (default {defaults.max_text_bytes})"
+        "--origin",
+        dest="origins",
+        action="append",
+        type=origin,
+        default=[],
+        metavar="ORIGIN",
+        help="also let pages from ORIGIN (https://chat.example.com) open the WebSocket; repeatable; '*' for any "
+        "(default: only the chat's own page, and clients that send no Origin)",
+    )
+    parser.add_argument("--max-clients", type=positive_int, default=limits.max_clients, metavar="N", help=f"connections in all (default {limits.max_clients})")
+    parser.add_argument(
+        "--max-clients-per-address",
+        metavar="N",
+        type=positive_int,
+        default=limits.max_clients_per_address,
+        help=f"connections from one IP address or IPv6 /64 (default {limits.max_clients_per_address}; raise it behind a proxy)",
+    )
+    parser.add_argument(
+        "--address-rate",
+        metavar="PER_SECOND",
+        type=positive_number,
+        default=limits.address_rate,
+        help=f"messages a second from one address, all its connections together (default {limits.address_rate:g})",
+    )
+    parser.add_argument(
+        "--address-burst",
+        metavar="N",
+        type=positive_int,
+        default=limits.address_burst,
+        help=f"messages one address may send at once (default {limits.address_burst})",
+    )
+    parser.add_argument(
+        "--max-text-bytes",
+        type=positive_int,
+        default=limits.max_text_bytes,
+        metavar="BYTES",
+        help=f"longest message text in bytes (default {limits.max_text_bytes})",
+    )
+    parser.add_argument(
+        "--join-timeout",
+        metavar="SECONDS",
+        type=positive_number,
+        default=limits.join_timeout,
+        help=f"seconds a connection may take to join (default {limits.join_timeout:g})",
+    )
+    parser.add_argument(
+        "--open-timeout",
+        metavar="SECONDS",
+        type=positive_number,
+        default=websocket_defaults.open_timeout,
+        help=f"seconds for a WebSocket opening handshake (default {websocket_defaults.open_timeout:g})",
+    )
+    parser.add_argument(
+        "--close-timeout",
+        metavar="SECONDS",
+        type=positive_number,
+        default=websocket_defaults.close_timeout,
+        help=f"seconds for a WebSocket closing handshake (default {websocket_defaults.close_timeout:g})",
+    )
+    parser.add_argument(
+        "--max-message-size",
+        metavar="BYTES",
+        type=positive_int,
+        default=None,
+        help="largest WebSocket message in bytes; a larger one closes the connection with 1009 "
+        f"(default 6 x --max-text-bytes + 1024: {limits.max_message_bytes})",
     )
     parser.add_argument(
         "--log-level",
@@ -42,6 +144,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=str.upper,
         help="INFO logs one line per join, leave and error (default INFO)",
     )
+
+
+def limits_from_arguments(args: argparse.Namespace) -> ChatLimits:
+    """The hub's limits the parsed options ask for (the rest at their defaults)."""
+    return ChatLimits(
+        max_clients=args.max_clients,
+        max_clients_per_address=args.max_clients_per_address,
+        address_rate=args.address_rate,
+        address_burst=args.address_burst,
+        max_text_bytes=args.max_text_bytes,
+        join_timeout=args.join_timeout,
+    )
+
+
+def websocket_options_from_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The options for ``netkit.websocket.serve`` that the parsed options set;
+    ``max_message_size`` only when given (otherwise the server derives it
+    from the text limit)."""
+    options: dict[str, Any] = {"open_timeout": args.open_timeout, "close_timeout": args.close_timeout}
+    if args.max_message_size is not None:
+        options["max_message_size"] = args.max_message_size
+    return options
 
 
 def configure_logging(level: str) -> None:
@@ -57,14 +181,21 @@ def announce(server: ChatServer) -> None:
         print(f"websocket: ws://{host}:{port}{WEBSOCKET_PATH}", flush=True)
     if server.tcp_address is not None:
         host, port = server.tcp_address
-        print(f"terminal clients: {host}:{port} (python examples/chat_client.py --port {port})", flush=True)
+        print(f"terminal clients: {host}:{port} (python -m netkit chat-client --port {port})", flush=True)
     print("press Ctrl-C to stop", flush=True)
 
 
 async def run_from_arguments(args: argparse.Namespace) -> None:
     """Run the server the parsed options describe until SIGINT/SIGTERM."""
-    limits = ChatLimits(max_clients=args.max_clients, max_text_bytes=args.max_text_bytes)
-    await run_chat_server(args.host, args.http_port, args.tcp_port, limits=limits, on_ready=announce)
+    await run_chat_server(
+        args.host,
+        args.http_port,
+        args.tcp_port,
+        limits=limits_from_arguments(args),
+        origins=args.origins,
+        websocket_options=websocket_options_from_arguments(args),
+        on_ready=announce,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,71 @@
+"""The chat server's command line (netkit/chat/cli.py): every option reaches
+the server, and bad values are usage errors."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from netkit.chat import ChatLimits
+from netkit.chat.cli import add_arguments, limits_from_arguments, websocket_options_from_arguments
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="chat")
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_defaults_are_the_servers_own() -> None:
+    args = parse()
+    assert limits_from_arguments(args) == ChatLimits()
+    assert websocket_options_from_arguments(args) == {"open_timeout": 10.0, "close_timeout": 10.0}
+    assert args.origins == []
+
+
+def test_every_option_reaches_the_server() -> None:
+    args = parse(
+        "--max-clients", "50",
+        "--max-clients-per-address", "200",
+        "--address-rate", "40",
+        "--address-burst", "80",
+        "--max-text-bytes", "1000",
+        "--join-timeout", "2.5",
+        "--open-timeout", "3",
+        "--close-timeout", "4",
+        "--max-message-size", "7000",
+        "--origin", "https://chat.example.com",
+        "--origin", "http://localhost:3000",
+    )  # fmt: skip
+    assert limits_from_arguments(args) == ChatLimits(
+        max_clients=50,
+        max_clients_per_address=200,
+        address_rate=40.0,
+        address_burst=80,
+        max_text_bytes=1000,
+        join_timeout=2.5,
+    )
+    assert websocket_options_from_arguments(args) == {"open_timeout": 3.0, "close_timeout": 4.0, "max_message_size": 7000}
+    assert args.origins == ["https://chat.example.com", "http://localhost:3000"]
+    assert parse("--origin", "*").origins == ["*"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--origin", "chat.example.com"],
+        ["--origin", "https://chat.example.com/"],
+        ["--join-timeout", "0"],
+        ["--open-timeout", "-1"],
+        ["--close-timeout", "nan"],
+        ["--address-rate", "inf"],
+        ["--max-message-size", "0"],
+        ["--max-clients-per-address", "0"],
+    ],
+)
+def test_bad_values_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse(*argv)
+    assert exited.value.code == 2
+    assert "error:" in capsys.readouterr().err
