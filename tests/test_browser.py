@@ -463,3 +463,25 @@ def test_the_newest_item_is_in_view_after_joining_and_as_items_arrive(devtools_u
                 await devtools.close()
 
     netkit.run(netkit.wait_for(scenario(), TEST_DEADLINE))
+
+
+def test_a_refused_join_is_explained_on_the_join_form(devtools_url: str) -> None:
+    async def scenario() -> None:
+        async with ChatServer("127.0.0.1", 0, 0, limits=ChatLimits(max_clients_per_address=1)) as server:
+            assert server.url is not None and server.http_address is not None
+            python = await join_websocket(server.http_address, "py")  # the address's one connection
+            devtools = await DevTools.connect(devtools_url)
+            try:
+                ann = await devtools.open_page(server.url)
+                await ann.evaluate('document.getElementById("nick").value = "ann"; document.getElementById("join").click()')
+                await ann.wait_until(
+                    'document.getElementById("join-error").textContent.includes("connections from your address")'
+                    ' && !document.getElementById("join-form").hidden && !document.getElementById("join").disabled',
+                    "the refusal on the join form",
+                )
+                assert ann.problems() == [], ann.problems()
+                await python.close()
+            finally:
+                await devtools.close()
+
+    netkit.run(netkit.wait_for(scenario(), TEST_DEADLINE))

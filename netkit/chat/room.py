@@ -363,8 +363,8 @@ class ChatHub:
         if origin is not None and origin.connections >= limits.max_clients_per_address:
             self.stats.refused_address += 1
             message = (
-                f"there are already {origin.connections} connections from your address, "
-                f"the most the server takes from one; close one and try again"
+                f"too many connections from your address (the server takes {limits.max_clients_per_address} "
+                "from one); close one and try again"
             )
             error = ChatError(ErrorCode.TOO_MANY_CONNECTIONS, message)
             self._refuse(member, CloseReason.TOO_MANY_CONNECTIONS, error, address=origin.key)
