@@ -10,7 +10,7 @@ import argparse
 import logging
 import math
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .._argtypes import listen_port, positive_int
 from ..tasks import run
@@ -50,6 +50,27 @@ def origin(text: str) -> str:
     return text
 
 
+# The hub's limits that the command line sets: ChatLimits field, value type,
+# metavar, help.  Each becomes --field-name; see ChatLimits for why each
+# default is what it is.  send_buffer_limit is left out: it is computed.
+_LIMIT_OPTIONS: list[tuple[str, Callable[[str], Any], str, str]] = [
+    ("max_clients", positive_int, "N", "connections in all"),
+    ("max_clients_per_address", positive_int, "N", "connections from one IP address or IPv6 /64; raise it behind a proxy"),
+    ("rate", positive_number, "PER_SECOND", "messages a second from one connection, on average"),
+    ("burst", positive_int, "N", "messages one connection may send at once"),
+    ("address_rate", positive_number, "PER_SECOND", "messages a second from one address, all its connections together"),
+    ("address_burst", positive_int, "N", "messages one address may send at once"),
+    ("room_byte_rate", positive_int, "BYTES", "bytes a second entering one room: the slowest reader it keeps up with"),
+    ("room_byte_burst", positive_int, "BYTES", "bytes that may enter one room at once"),
+    ("max_text_bytes", positive_int, "BYTES", "longest message text in bytes"),
+    ("max_rooms", positive_int, "N", "rooms at once"),
+    ("history_size", positive_int, "N", "messages a newcomer to a room is shown"),
+    ("join_timeout", positive_number, "SECONDS", "seconds a connection may take to join"),
+    ("ping_interval", positive_number, "SECONDS", "seconds of silence before a client is pinged"),
+    ("ping_timeout", positive_number, "SECONDS", "seconds a ping may go unanswered before the client is dropped"),
+]
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The chat server's options, on ``parser``."""
     limits = ChatLimits()
@@ -79,42 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also let pages from ORIGIN (https://chat.example.com) open the WebSocket; repeatable; '*' for any "
         "(default: only the chat's own page, and clients that send no Origin)",
     )
-    parser.add_argument("--max-clients", type=positive_int, default=limits.max_clients, metavar="N", help=f"connections in all (default {limits.max_clients})")
-    parser.add_argument(
-        "--max-clients-per-address",
-        metavar="N",
-        type=positive_int,
-        default=limits.max_clients_per_address,
-        help=f"connections from one IP address or IPv6 /64 (default {limits.max_clients_per_address}; raise it behind a proxy)",
-    )
-    parser.add_argument(
-        "--address-rate",
-        metavar="PER_SECOND",
-        type=positive_number,
-        default=limits.address_rate,
-        help=f"messages a second from one address, all its connections together (default {limits.address_rate:g})",
-    )
-    parser.add_argument(
-        "--address-burst",
-        metavar="N",
-        type=positive_int,
-        default=limits.address_burst,
-        help=f"messages one address may send at once (default {limits.address_burst})",
-    )
-    parser.add_argument(
-        "--max-text-bytes",
-        type=positive_int,
-        default=limits.max_text_bytes,
-        metavar="BYTES",
-        help=f"longest message text in bytes (default {limits.max_text_bytes})",
-    )
-    parser.add_argument(
-        "--join-timeout",
-        metavar="SECONDS",
-        type=positive_number,
-        default=limits.join_timeout,
-        help=f"seconds a connection may take to join (default {limits.join_timeout:g})",
-    )
+    for field, kind, metavar, what in _LIMIT_OPTIONS:
+        default = getattr(limits, field)
+        shown = f"{default:g}" if isinstance(default, float) else str(default)
+        parser.add_argument(
+            "--" + field.replace("_", "-"), type=kind, default=default, metavar=metavar, help=f"{what} (default {shown})"
+        )
     parser.add_argument(
         "--open-timeout",
         metavar="SECONDS",
@@ -147,15 +138,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def limits_from_arguments(args: argparse.Namespace) -> ChatLimits:
-    """The hub's limits the parsed options ask for (the rest at their defaults)."""
-    return ChatLimits(
-        max_clients=args.max_clients,
-        max_clients_per_address=args.max_clients_per_address,
-        address_rate=args.address_rate,
-        address_burst=args.address_burst,
-        max_text_bytes=args.max_text_bytes,
-        join_timeout=args.join_timeout,
-    )
+    """The hub's limits the parsed options ask for (``send_buffer_limit`` computed)."""
+    return ChatLimits(**{field: getattr(args, field) for field, *_ in _LIMIT_OPTIONS})
 
 
 def websocket_options_from_arguments(args: argparse.Namespace) -> dict[str, Any]:

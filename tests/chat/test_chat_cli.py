@@ -4,6 +4,7 @@ the server, and bad values are usage errors."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import pytest
 
@@ -51,6 +52,16 @@ def test_every_option_reaches_the_server() -> None:
     assert parse("--origin", "*").origins == ["*"]
 
 
+def test_every_limit_but_the_computed_one_has_an_option() -> None:
+    fields = [field.name for field in dataclasses.fields(ChatLimits) if field.name != "send_buffer_limit"]
+    argv: list[str] = []
+    for number, name in enumerate(fields, 2):
+        argv += [f"--{name.replace('_', '-')}", str(number * 1000)]  # each its own value, all valid
+    limits = limits_from_arguments(parse(*argv))
+    assert [getattr(limits, name) for name in fields] == [number * 1000 for number in range(2, len(fields) + 2)]
+    assert limits.send_buffer_limit == limits.min_send_buffer_limit
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -62,6 +73,8 @@ def test_every_option_reaches_the_server() -> None:
         ["--address-rate", "inf"],
         ["--max-message-size", "0"],
         ["--max-clients-per-address", "0"],
+        ["--rate", "0"],
+        ["--room-byte-rate", "1.5"],
     ],
 )
 def test_bad_values_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
