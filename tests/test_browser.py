@@ -8,6 +8,10 @@ Python clients show up in both tabs.  Everything the browser does goes
 through the page's own elements (``#nick``, ``#join``, ``#input``,
 ``#send``), the way a person would use it.
 
+A second test joins a room whose history is taller than the message pane
+and checks that the newest item is in view then, after a new message and
+after the connection-lost notice.
+
 Chromium is found on PATH (Debian's ``chromium`` package; ``.ci/run``
 installs it when it can); without it the test is skipped and says why.
 """
@@ -31,7 +35,7 @@ import pytest
 
 import netkit
 from netkit import framing, websocket
-from netkit.chat.server import ChatServer
+from netkit.chat import ChatLimits, ChatServer
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
@@ -409,6 +413,74 @@ def test_browser_tabs_and_python_clients_chat_in_one_room(devtools_url: str) -> 
                 assert ann.problems() == [] and bob.problems() == [], ann.problems() + bob.problems()
                 await python.close()
                 await terminal.close()
+            finally:
+                await devtools.close()
+
+    netkit.run(netkit.wait_for(scenario(), TEST_DEADLINE))
+
+
+# True when the message pane has more than it can show and its last item is
+# fully in view: what a reader expects to see without scrolling.
+NEWEST_IN_VIEW = """(() => {
+  const list = document.getElementById("messages");
+  const newest = list.lastElementChild;
+  if (!newest || list.scrollHeight <= list.clientHeight) return false;
+  const pane = list.getBoundingClientRect(), item = newest.getBoundingClientRect();
+  return item.top >= pane.top - 1 && item.bottom <= pane.bottom + 1;
+})()"""
+
+
+def test_the_newest_item_is_in_view_after_joining_and_as_items_arrive(devtools_url: str) -> None:
+    async def scenario() -> None:
+        # One Python client fills the room's history quickly: no rate limit in the way.
+        limits = ChatLimits(rate=1000, burst=1000, address_rate=1000, address_burst=1000)
+        async with ChatServer("127.0.0.1", 0, 0, limits=limits) as server:
+            assert server.url is not None and server.http_address is not None
+            python = await join_websocket(server.http_address, "py")
+
+            async def python_receive() -> dict[str, Any]:
+                return json.loads(await python.recv())  # type: ignore[no-any-return]
+
+            for number in range(limits.history_size):
+                await python.send(json.dumps({"type": "say", "text": f"history {number}"}))
+            for _ in range(limits.history_size):
+                await next_chat_message(python_receive)
+            devtools = await DevTools.connect(devtools_url)
+            try:
+                ann = await devtools.open_page(server.url)
+                await ann.join("ann")  # the history is taller than the pane
+                await ann.wait_until(NEWEST_IN_VIEW, "the newest item in view after joining")
+
+                await python.send(json.dumps({"type": "say", "text": "a new message"}))
+                await ann.wait_for_message("py", "a new message")
+                await ann.wait_until(NEWEST_IN_VIEW, "the new message in view")
+
+                await server.stop()
+                lost = 'document.getElementById("messages").lastElementChild.textContent.startsWith("Connection lost")'
+                await ann.wait_until(f"{lost} && {NEWEST_IN_VIEW}", "the connection-lost notice in view")
+                assert ann.problems() == [], ann.problems()
+            finally:
+                await devtools.close()
+
+    netkit.run(netkit.wait_for(scenario(), TEST_DEADLINE))
+
+
+def test_a_refused_join_is_explained_on_the_join_form(devtools_url: str) -> None:
+    async def scenario() -> None:
+        async with ChatServer("127.0.0.1", 0, 0, limits=ChatLimits(max_clients_per_address=1)) as server:
+            assert server.url is not None and server.http_address is not None
+            python = await join_websocket(server.http_address, "py")  # the address's one connection
+            devtools = await DevTools.connect(devtools_url)
+            try:
+                ann = await devtools.open_page(server.url)
+                await ann.evaluate('document.getElementById("nick").value = "ann"; document.getElementById("join").click()')
+                await ann.wait_until(
+                    'document.getElementById("join-error").textContent.includes("connections from your address")'
+                    ' && !document.getElementById("join-form").hidden && !document.getElementById("join").disabled',
+                    "the refusal on the join form",
+                )
+                assert ann.problems() == [], ann.problems()
+                await python.close()
             finally:
                 await devtools.close()
 

@@ -32,8 +32,9 @@ Server to client::
 ``welcome`` answers a ``join`` and every room change; its ``history`` holds the
 room's last messages (``message`` objects, oldest first).  ``ts`` is Unix time
 in seconds; ``id`` grows by one for each message the server accepts, across
-all rooms.  An ``error`` never closes the connection by itself; ``code`` is one
-of :class:`ErrorCode`, ``message`` a sentence for a human.
+all rooms.  An ``error`` never closes the connection by itself (but
+``server_full`` and ``too_many_connections`` come just before a close);
+``code`` is one of :class:`ErrorCode`, ``message`` a sentence for a human.
 
 This module is sans-I/O: it turns received text into :class:`ClientMessage`
 values (or a :class:`ChatError`) and builds the server's objects; it knows
@@ -65,6 +66,12 @@ __all__ = [
     "Pong",
     "ClientMessage",
     "parse_client_message",
+    "binary_message_error",
+    "too_long_error",
+    "utf8_size",
+    "max_chat_message_bytes",
+    "max_welcome_bytes",
+    "max_who_bytes",
     "parse_command",
     "check_nick",
     "normalize_room",
@@ -109,7 +116,7 @@ class ErrorCode(enum.StrEnum):
     """Why the server refused a client message; the ``code`` field of ``error``."""
 
     INVALID_JSON = "invalid_json"  # not UTF-8, not JSON, or not a JSON object
-    INVALID_MESSAGE = "invalid_message"  # a field is missing or has the wrong type
+    INVALID_MESSAGE = "invalid_message"  # a binary WebSocket message, or a field missing or of the wrong type
     UNKNOWN_TYPE = "unknown_type"  # "type" names no client message
     UNKNOWN_COMMAND = "unknown_command"  # "/something" that is not a command
     TOO_LONG = "too_long"  # over the message or text size limit
@@ -120,8 +127,10 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_ROOMS = "too_many_rooms"
     NOT_JOINED = "not_joined"  # anything but join/ping/pong before a join
     ALREADY_JOINED = "already_joined"
-    RATE_LIMITED = "rate_limited"  # told once; the next one over the limit disconnects
+    RATE_LIMITED = "rate_limited"  # over the connection's limit (told once; the next one disconnects) or the address's
+    ROOM_BUSY = "room_busy"  # the room's byte budget is spent for now; the message was not sent
     SERVER_FULL = "server_full"
+    TOO_MANY_CONNECTIONS = "too_many_connections"  # from this address; the connection is closed
     JOIN_TIMEOUT = "join_timeout"
 
 
@@ -210,14 +219,35 @@ def normalize_room(room: object) -> str:
     return name
 
 
+def utf8_size(text: str) -> int:
+    """The length of ``text`` in UTF-8 bytes (a lone surrogate counts as 3)."""
+    # Counting UTF-8 bytes only when there is something but ASCII keeps the
+    # common case a single C-level scan.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def too_long_error(size: int, limit: int) -> ChatError:
+    """The ``too_long`` refusal of a message of ``size`` bytes, worded for the
+    client that sent it, whichever door it came by."""
+    return ChatError(ErrorCode.TOO_LONG, f"your message is {size} bytes; the limit is {limit}")
+
+
+def binary_message_error() -> ChatError:
+    """The refusal of a binary WebSocket message: the chat speaks JSON text."""
+    return ChatError(
+        ErrorCode.INVALID_MESSAGE,
+        "the chat speaks JSON in text messages; this was a binary message (send the JSON as text)",
+    )
+
+
 def _check_text(text: object, max_text_bytes: int) -> str:
     if not isinstance(text, str):
         raise ChatError(ErrorCode.INVALID_MESSAGE, "'text' must be a string")
     if not text.strip():
         raise ChatError(ErrorCode.INVALID_TEXT, "the message is empty")
-    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    size = utf8_size(text)
     if size > max_text_bytes:
-        raise ChatError(ErrorCode.TOO_LONG, f"the message is {size} bytes; the limit is {max_text_bytes}")
+        raise too_long_error(size, max_text_bytes)
     if _FORBIDDEN_TEXT_CHARS.search(text):
         raise ChatError(ErrorCode.INVALID_TEXT, "the message contains control characters")
     try:
@@ -249,11 +279,7 @@ def parse_command(text: str) -> ClientMessage | None:
 
 
 def _message_size(raw: str | bytes) -> int:
-    if isinstance(raw, str):
-        # Counting UTF-8 bytes only when there is something but ASCII keeps
-        # the common case a single C-level scan.
-        return len(raw) if raw.isascii() else len(raw.encode("utf-8", "surrogatepass"))
-    return len(raw)
+    return utf8_size(raw) if isinstance(raw, str) else len(raw)
 
 
 def parse_client_message(raw: str | bytes, *, max_message_bytes: int, max_text_bytes: int) -> ClientMessage:
@@ -261,7 +287,7 @@ def parse_client_message(raw: str | bytes, *, max_message_bytes: int, max_text_b
     frame's bytes as UTF-8).  Raises :class:`ChatError` with the code to answer."""
     size = _message_size(raw)
     if size > max_message_bytes:
-        raise ChatError(ErrorCode.TOO_LONG, f"the message is {size} bytes; the limit is {max_message_bytes}")
+        raise too_long_error(size, max_message_bytes)
     if isinstance(raw, (bytes, bytearray, memoryview)):
         try:
             raw = bytes(raw).decode("utf-8")
@@ -300,6 +326,35 @@ def parse_client_message(raw: str | bytes, *, max_message_bytes: int, max_text_b
 # ---------------------------------------------------------------- server messages
 
 ServerMessage = dict[str, Any]
+
+# Upper bounds on the size of what the server sends, for sizing buffers.
+# The fields of a ``message`` other than its text take at most 160 bytes of
+# JSON (a 24-character nick, a 32-character room, a 20-digit id, a float's
+# longest repr); 256 leaves room to spare.  The same for a ``welcome`` or a
+# ``who`` without their lists.
+_FIELDS_BYTES = 256
+# A nickname in a list: at most MAX_NICK_LENGTH ASCII characters, its two
+# quotes and a comma (nicknames need no escaping).
+_LISTED_NICK_BYTES = MAX_NICK_LENGTH + 3
+
+
+def max_chat_message_bytes(max_text_bytes: int) -> int:
+    """The largest ``message`` object, encoded, for a text of at most
+    ``max_text_bytes``: JSON escapes a quote, a backslash, a tab or a newline
+    as two bytes (every other character allowed in a text goes as it is)."""
+    return 2 * max_text_bytes + _FIELDS_BYTES
+
+
+def max_welcome_bytes(history_size: int, max_text_bytes: int, max_members: int) -> int:
+    """The largest ``welcome``: a full history of the largest messages and a
+    room holding ``max_members`` of the longest nicknames."""
+    history = history_size * (max_chat_message_bytes(max_text_bytes) + 1)  # +1: the comma
+    return history + max_members * _LISTED_NICK_BYTES + _FIELDS_BYTES
+
+
+def max_who_bytes(max_members: int) -> int:
+    """The largest ``who`` answer: ``max_members`` of the longest nicknames."""
+    return max_members * _LISTED_NICK_BYTES + _FIELDS_BYTES
 
 
 def encode(message: ServerMessage) -> str:

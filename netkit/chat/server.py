@@ -3,7 +3,8 @@
 1. ``GET /`` on the HTTP port serves the chat page (and ``/healthz`` a health
    check) through the WebSocket server's ``process_request`` hook;
 2. ``/ws`` on the same port upgrades to a WebSocket carrying one JSON object
-   per text message;
+   per text message, for pages of the chat's own origin or of an allowed one
+   (see :mod:`.origins`) and for clients that are not browsers;
 3. the TCP port speaks the same JSON, one UTF-8 object per length-prefixed
    frame (4-byte big-endian length), for terminal clients.
 
@@ -20,6 +21,7 @@ import json
 import logging
 import signal
 import socket
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from .. import framing, websocket
@@ -28,8 +30,8 @@ from ..http import Request, Response
 from ..sync import Event
 from ..tasks import Task, gather, get_running_loop, sleep, wait_for
 from . import protocol
+from .origins import OriginPolicy
 from .page import page_html, page_response_headers
-from .protocol import ErrorCode
 from .room import ChatHub, ChatLimits, CloseReason
 
 __all__ = ["ChatServer", "run_chat_server", "DEFAULT_HOST", "DEFAULT_HTTP_PORT", "DEFAULT_TCP_PORT", "WEBSOCKET_PATH"]
@@ -65,8 +67,16 @@ _WEBSOCKET_CLOSE_CODES = {
     CloseReason.JOIN_TIMEOUT: 1008,
     CloseReason.KEEPALIVE_TIMEOUT: 1008,
     CloseReason.SERVER_FULL: 1013,
+    CloseReason.TOO_MANY_CONNECTIONS: 1013,
     CloseReason.SLOW: 1013,
 }
+
+
+def _host_of(address: Any) -> str | None:
+    """The IP address in a socket address, for the per-address limits."""
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return None
 
 
 def _format_address(address: Any) -> str:
@@ -165,7 +175,7 @@ class _FramedChatProtocol(framing.FramedProtocol):
             return
         self.member = _FramedMember(self, _format_address(transport.get_extra_info("peername")))
         # No WebSocket pings on this door: the hub pings silent members itself.
-        self.chat.hub.connect(self.member, keepalive=True)
+        self.chat.hub.connect(self.member, keepalive=True, address=_host_of(transport.get_extra_info("peername")))
 
     def frame_received(self, frame: bytes) -> None:
         if self.member is not None:
@@ -176,7 +186,10 @@ class _FramedChatProtocol(framing.FramedProtocol):
         peer = member.peer if member is not None else "-"
         logger.info("event=framing_error door=tcp peer=%s error=%s", peer, json.dumps(str(exc)))
         if isinstance(exc, FrameTooLarge) and member is not None:
-            member.send(protocol.encode(protocol.error(ErrorCode.TOO_LONG, str(exc))))
+            # str(exc) is worded for this side's log ("... (local)"); the
+            # client gets the same refusal as any message over the limit.
+            refusal = protocol.too_long_error(exc.value, exc.maximum)
+            member.send(protocol.encode(protocol.error(refusal.code, f"{refusal.message}; closing the connection")))
         self.transport.close()
 
     def abort_if_open(self) -> None:
@@ -197,8 +210,11 @@ class ChatServer:
 
     ``http_port`` serves the page and the WebSocket door, ``tcp_port`` the
     framed door; port 0 picks a free port (see :attr:`http_address` and
-    :attr:`tcp_address`), ``None`` leaves that door shut.  ``websocket_options``
-    go to ``netkit.websocket.serve`` as they are.
+    :attr:`tcp_address`), ``None`` leaves that door shut.  ``origins`` are the
+    web origins (``https://chat.example.com``) whose pages may open the
+    WebSocket besides the chat's own page (``"*"``: any).  ``websocket_options``
+    go to ``netkit.websocket.serve`` as they are (``open_timeout``,
+    ``close_timeout``, ``max_message_size``, ...).
     """
 
     def __init__(
@@ -209,11 +225,13 @@ class ChatServer:
         *,
         limits: ChatLimits | None = None,
         hub: ChatHub | None = None,
+        origins: Iterable[str] = (),
         websocket_options: dict[str, Any] | None = None,
     ) -> None:
         self.host = host
         self.hub = hub if hub is not None else ChatHub(limits)
         self.limits = self.hub.limits
+        self.origin_policy = OriginPolicy(origins)
         self._http_port = http_port
         self._tcp_port = tcp_port
         self._websocket_options = dict(websocket_options or {})
@@ -329,10 +347,17 @@ class ChatServer:
 
     def answer_http(self, request: Request) -> Response | None:
         """``process_request``: the page, the health check, 404 for the rest;
-        ``None`` lets ``/ws`` go on to the WebSocket handshake."""
+        ``None`` lets ``/ws`` go on to the WebSocket handshake, 403 refuses it
+        to a page from an origin that may not use it."""
         path = request.target.partition("?")[0]
         if path == WEBSOCKET_PATH:
-            return None
+            headers = request.headers
+            if self.origin_policy.allows(headers.get_all("Origin"), headers.get("Host")):
+                return None
+            logger.info("event=origin_refused origin=%s", json.dumps(headers.get("Origin")))
+            # RFC 6455 §4.2.2: a server that does not accept the origin
+            # "MUST return an appropriate HTTP error code (e.g., 403 Forbidden)".
+            return _text_response(403, "pages from this origin may not open the chat's WebSocket\n")
         if request.method not in ("GET", "HEAD"):
             return _text_response(405, "method not allowed\n", [("Allow", "GET, HEAD")])
         if path == "/":
@@ -348,13 +373,17 @@ class ChatServer:
             await connection.close(1001, str(CloseReason.SHUTDOWN))
             return
         member = _WebSocketMember(connection, self)
-        if not self.hub.connect(member):
+        if not self.hub.connect(member, address=_host_of(connection.remote_address)):
             await connection.wait_closed()
             return
         reason = "quit"
         try:
             async for message in connection:
-                self.hub.receive(member, message)
+                if isinstance(message, str):
+                    self.hub.receive(member, message)
+                else:
+                    # The WebSocket door carries JSON in text messages only.
+                    self.hub.reject(member, protocol.binary_message_error())
         except ConnectionClosed:
             reason = "connection lost"
         finally:
@@ -367,13 +396,16 @@ async def run_chat_server(
     tcp_port: int | None = DEFAULT_TCP_PORT,
     *,
     limits: ChatLimits | None = None,
+    origins: Iterable[str] = (),
+    websocket_options: dict[str, Any] | None = None,
     on_ready: Callable[[ChatServer], object] | None = None,
 ) -> None:
     """Run a chat server until SIGINT or SIGTERM, then shut it down cleanly.
 
+    ``limits``, ``origins`` and ``websocket_options`` are :class:`ChatServer`'s;
     ``on_ready(server)`` is called once it listens (to print its addresses).
     """
-    server = ChatServer(host, http_port, tcp_port, limits=limits)
+    server = ChatServer(host, http_port, tcp_port, limits=limits, origins=origins, websocket_options=websocket_options)
     await server.start()
     loop = get_running_loop()
     stop = Event()

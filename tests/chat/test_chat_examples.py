@@ -16,6 +16,10 @@ from pathlib import Path
 
 import pytest
 
+import netkit
+from netkit import websocket
+from netkit.errors import ConnectionClosed, HandshakeError
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 # Generous bounds for a subprocess to answer on a busy machine; reaching one
@@ -28,6 +32,7 @@ class RunningServer:
         self.process = process
         self.http_port = http_port
         self.tcp_port = tcp_port
+        self.banner = ""
 
     def stop(self, signum: int) -> tuple[int, str, str]:
         self.process.send_signal(signum)
@@ -35,10 +40,11 @@ class RunningServer:
         return self.process.returncode, out, err
 
 
-@pytest.fixture
-def chat_server() -> Iterator[RunningServer]:
+def start_chat_server(*options: str) -> RunningServer:
+    """Run examples/chat_server.py on free ports with ``options``, once it
+    has printed its banner (in ``banner``)."""
     process = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "chat_server.py"), "--http-port", "0", "--tcp-port", "0"],
+        [sys.executable, str(EXAMPLES / "chat_server.py"), "--http-port", "0", "--tcp-port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -53,11 +59,27 @@ def chat_server() -> Iterator[RunningServer]:
         http_port = int(re.search(r"chat page: http://127\.0\.0\.1:(\d+)/", banner).group(1))  # type: ignore[union-attr]
         tcp_port = int(re.search(r"terminal clients: 127\.0\.0\.1:(\d+)", banner).group(1))  # type: ignore[union-attr]
         assert f"ws://127.0.0.1:{http_port}/ws" in banner
-        yield RunningServer(process, http_port, tcp_port)
+    except BaseException:
+        stop_process(process)
+        raise
+    server = RunningServer(process, http_port, tcp_port)
+    server.banner = banner
+    return server
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+@pytest.fixture
+def chat_server() -> Iterator[RunningServer]:
+    server = start_chat_server()
+    try:
+        yield server
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stop_process(server.process)
 
 
 def run_client(port: int, nick: str, stdin: str) -> subprocess.CompletedProcess[str]:
@@ -147,3 +169,33 @@ def test_client_needs_a_nick_when_stdin_is_piped() -> None:
     )
     assert result.returncode == 2
     assert "--nick is required" in result.stderr
+
+
+def test_the_banner_names_the_installed_terminal_client(chat_server: RunningServer) -> None:
+    port = chat_server.tcp_port
+    assert f"terminal clients: 127.0.0.1:{port} (python -m netkit chat-client --port {port})" in chat_server.banner
+    status, _, _ = chat_server.stop(signal.SIGTERM)
+    assert status == 0
+
+
+def test_websocket_options_from_the_command_line() -> None:
+    server = start_chat_server("--origin", "https://chat.example.com", "--max-message-size", "2000", "--close-timeout", "5")
+    uri = f"ws://127.0.0.1:{server.http_port}/ws"
+
+    async def scenario() -> None:
+        with pytest.raises(HandshakeError) as refused:
+            await websocket.connect(uri, origin="https://evil.example")
+        assert refused.value.status == 403
+        connection = await websocket.connect(uri, origin="https://chat.example.com")
+        await connection.send(json.dumps({"type": "say", "text": "x" * 2000}))  # over 2000 bytes with the JSON around it
+        with pytest.raises(ConnectionClosed):
+            await connection.recv()
+        assert connection.close_code == 1009  # RFC 6455 section 7.4.1: message too big
+
+    try:
+        netkit.run(netkit.wait_for(scenario(), PROCESS_TIMEOUT))
+        status, _, err = server.stop(signal.SIGTERM)
+        assert status == 0, err
+        assert "event=origin_refused" in err
+    finally:
+        stop_process(server.process)

@@ -34,6 +34,9 @@ TEXT = "x" * 3000
 # both ends of its connection are 4 KiB and the server's own limit is 32 KiB.
 KERNEL_BUFFER = 4096
 SEND_BUFFER_LIMIT = 32 * 1024
+# A room's burst of a few messages: with the history kept to one message,
+# it lets the hub accept SEND_BUFFER_LIMIT (see ChatLimits.min_send_buffer_limit).
+SMALL_ROOM_BURST = 8 * 1024
 # Far more than needed to fill every buffer on the way; reaching it means the
 # stalled client is never dropped.
 MAX_MESSAGES = 2000
@@ -132,7 +135,24 @@ def test_a_client_that_never_reads_holds_up_nobody(enough_fds: None) -> None:
     fds_before = open_fds()
 
     async def scenario() -> None:
-        limits = ChatLimits(rate=1e6, burst=10**6, send_buffer_limit=SEND_BUFFER_LIMIT, max_clients=CLIENTS)
+        limits = ChatLimits(
+            rate=1e6,
+            burst=10**6,
+            max_clients=CLIENTS,
+            # Every client comes from 127.0.0.1, and messages follow each
+            # other as fast as the readers take them: this test is about one
+            # reader that stalls, not about the limits on groups of senders.
+            max_clients_per_address=CLIENTS,
+            address_rate=1e6,
+            address_burst=10**6,
+            room_byte_rate=10**9,
+            room_byte_burst=SMALL_ROOM_BURST,
+            # Little history and short texts, so that the least send buffer
+            # limit the hub accepts stays below SEND_BUFFER_LIMIT.
+            history_size=1,
+            max_text_bytes=len(TEXT) + 100,
+            send_buffer_limit=SEND_BUFFER_LIMIT,
+        )
         async with ChatServer("127.0.0.1", 0, 0, limits=limits) as server:
             assert server.http_address is not None and server.tcp_address is not None
             loop = netkit.get_running_loop()

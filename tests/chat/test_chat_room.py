@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from netkit.chat import ChatHub, ChatLimits, CloseReason
+from netkit.chat import ChatHub, ChatLimits, CloseReason, protocol
 from netkit.chat.protocol import ErrorCode
+from netkit.chat.room import address_key
 
 
 class FakeClock:
@@ -512,4 +513,192 @@ def test_limits_are_validated() -> None:
         ChatLimits(max_clients=0)
     with pytest.raises(ValueError):
         ChatLimits(rate=0)
+    with pytest.raises(ValueError):
+        ChatLimits(address_rate=0)
+    with pytest.raises(ValueError):
+        ChatLimits(room_byte_burst=0)
     assert ChatLimits().max_message_bytes > 6 * ChatLimits().max_text_bytes
+
+
+# ------------------------------------------------------- groups of senders
+
+
+def member_from(hub: ChatHub, name: str, address: str | None) -> FakeMember:
+    """A member connected from ``address`` and joined as ``name``."""
+    member = FakeMember(name, hub)
+    assert hub.connect(member, address=address)
+    send(hub, member, type="join", nick=name)
+    assert member.last()["type"] == "welcome", member.sent
+    member.take()
+    return member
+
+
+def encoded_size(message: dict[str, Any]) -> int:
+    return len(protocol.encode(message).encode("utf-8"))
+
+
+def test_a_room_refuses_messages_over_its_byte_budget(clock: FakeClock) -> None:
+    hub = ChatHub(ChatLimits(), clock=clock, wall_clock=lambda: 1700000000.0)
+    reader = member_from(hub, "reader", None)
+    senders = [member_from(hub, f"s{number}", None) for number in range(5)]
+    reader.take()
+    text = "x" * hub.limits.max_text_bytes
+    size = encoded_size(protocol.chat_message(1, "lobby", "s0", text, 1700000000.0))
+    fits = hub.limits.room_byte_burst // size
+    for sender in senders:
+        for _ in range(hub.limits.burst - 1):  # each within its own limit
+            send(hub, sender, type="say", text=text)
+    assert len(reader.texts()) == fits
+    refused = [m for sender in senders for m in sender.sent if m["type"] == "error"]
+    assert len(refused) == 5 * (hub.limits.burst - 1) - fits
+    assert {m["code"] for m in refused} == {ErrorCode.ROOM_BUSY}
+    assert "#lobby is busy" in refused[0]["message"] and "try again in" in refused[0]["message"]
+    assert all(sender.closed is None for sender in senders) and reader.closed is None
+    assert hub.stats.room_busy == len(refused) and hub.stats.messages == fits
+
+    # The budget comes back at room_byte_rate: a message's worth, one more message.
+    clock.advance(size / hub.limits.room_byte_rate)
+    send(hub, senders[0], type="who")  # not a broadcast: costs the room nothing
+    clock.advance(1 / hub.limits.rate)
+    send(hub, senders[1], type="say", text=text)
+    assert len(reader.texts()) == fits + 1
+
+
+def test_a_room_budget_counts_notices_but_never_refuses_them(clock: FakeClock) -> None:
+    limits = ChatLimits(room_byte_rate=100, room_byte_burst=1000)
+    hub = ChatHub(limits, clock=clock, wall_clock=lambda: 1700000000.0)
+    first = member_from(hub, "first", None)
+    others = [member_from(hub, f"member{number}", None) for number in range(20)]  # 20 joined notices
+    assert len([m for m in first.sent if m["type"] == "joined"]) == 20  # none was refused
+    send(hub, others[0], type="say", text="hi")  # they spent the budget
+    assert others[0].last()["code"] == ErrorCode.ROOM_BUSY
+    clock.advance(limits.room_byte_burst / limits.room_byte_rate)
+    send(hub, others[0], type="say", text="hi")
+    assert others[0].texts() == ["hi"]
+
+
+def test_a_message_larger_than_the_room_burst_passes_a_full_budget(clock: FakeClock) -> None:
+    limits = ChatLimits(room_byte_rate=1000, room_byte_burst=1000)
+    hub = ChatHub(limits, clock=clock, wall_clock=lambda: 1700000000.0)
+    ann = member_from(hub, "ann", None)
+    send(hub, ann, type="say", text="x" * 4000)  # larger than the burst: it could never fit
+    assert ann.texts() == ["x" * 4000]
+    send(hub, ann, type="say", text="small")  # the debt is paid back first
+    assert ann.last()["code"] == ErrorCode.ROOM_BUSY
+    assert limits.room_burst_bytes == protocol.max_chat_message_bytes(limits.max_text_bytes)
+
+
+def test_connections_per_address_are_limited(clock: FakeClock) -> None:
+    hub = ChatHub(ChatLimits(max_clients_per_address=2), clock=clock)
+    first, second = FakeMember("1", hub), FakeMember("2", hub)
+    assert hub.connect(first, address="192.0.2.1") and hub.connect(second, address="192.0.2.1")
+    third = FakeMember("3", hub)
+    assert not hub.connect(third, address="192.0.2.1")
+    assert third.closed is CloseReason.TOO_MANY_CONNECTIONS
+    assert third.sent[-1]["code"] == ErrorCode.TOO_MANY_CONNECTIONS
+    assert "from your address" in third.sent[-1]["message"]
+    assert hub.stats.refused_address == 1
+    assert hub.connect(FakeMember("elsewhere", hub), address="192.0.2.2")
+    assert hub.connect(FakeMember("no address", hub))  # a door that knows none: no per-address limit
+    hub.disconnect(first)
+    assert hub.connect(FakeMember("4", hub), address="192.0.2.1")
+
+
+def test_an_ipv6_slash_64_counts_as_one_address(clock: FakeClock) -> None:
+    hub = ChatHub(ChatLimits(max_clients_per_address=2), clock=clock)
+    assert hub.connect(FakeMember("a", hub), address="2001:db8:1:2::1")
+    assert hub.connect(FakeMember("b", hub), address="2001:db8:1:2:ffff::9")
+    assert not hub.connect(FakeMember("c", hub), address="2001:db8:1:2::abcd")
+    assert hub.connect(FakeMember("d", hub), address="2001:db8:1:3::1")  # another /64
+    assert hub.connect(FakeMember("e", hub), address="::ffff:192.0.2.1")
+    assert hub.connect(FakeMember("f", hub), address="192.0.2.1")
+    assert not hub.connect(FakeMember("g", hub), address="192.0.2.1")  # the mapped one counted
+
+
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("2001:db8::1", "2001:db8::/64"),
+        ("2001:DB8:0:0:1::1", "2001:db8::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("/run/chat.sock", "/run/chat.sock"),
+    ],
+)
+def test_address_key(host: str, key: str) -> None:
+    assert address_key(host) == key
+
+
+def test_an_address_shares_one_message_rate(clock: FakeClock) -> None:
+    limits = ChatLimits(address_rate=1.0, address_burst=3)
+    hub = ChatHub(limits, clock=clock, wall_clock=lambda: 1700000000.0)
+    ann = member_from(hub, "ann", "192.0.2.1")
+    bob = member_from(hub, "bob", "192.0.2.1")  # the two joins took two of the three tokens
+    carol = member_from(hub, "carol", "192.0.2.9")
+    send(hub, ann, type="say", text="one")
+    for _ in range(5):  # each within its own limit, not the address's: refused, never closed
+        send(hub, bob, type="say", text="two")
+        assert bob.last()["code"] == ErrorCode.RATE_LIMITED
+        assert "your address" in bob.last()["message"]
+    assert bob.closed is None and bob.texts() == ["one"] and hub.stats.address_limited == 5
+    send(hub, carol, type="say", text="elsewhere")  # another address is not affected
+    assert carol.texts()[-1] == "elsewhere"
+    clock.advance(1 / limits.address_rate)
+    send(hub, bob, type="say", text="later")
+    assert bob.texts() == ["one", "elsewhere", "later"]
+
+
+def test_reconnecting_does_not_refill_an_address(clock: FakeClock) -> None:
+    limits = ChatLimits(address_rate=1.0, address_burst=2)
+    hub = ChatHub(limits, clock=clock)
+    ann = member_from(hub, "ann", "192.0.2.1")
+    send(hub, ann, type="say", text="spent")
+    hub.disconnect(ann)
+    hub.sweep()
+    assert hub.address_count == 1  # still remembered: its bucket is not full
+    again = FakeMember("again", hub)
+    assert hub.connect(again, address="192.0.2.1")
+    send(hub, again, type="join", nick="ann")
+    assert again.last()["code"] == ErrorCode.RATE_LIMITED
+    hub.disconnect(again)
+    clock.advance(limits.address_burst / limits.address_rate)
+    hub.sweep()
+    assert hub.address_count == 0  # forgotten once idle and full
+
+
+def test_a_refused_door_message_costs_a_token_and_gets_its_error(hub: ChatHub) -> None:
+    ann = joined(hub, "ann")
+    hub.reject(ann, protocol.binary_message_error())
+    assert ann.last()["code"] == ErrorCode.INVALID_MESSAGE
+    assert "text messages" in ann.last()["message"]
+    for _ in range(hub.limits.burst):
+        hub.reject(ann, protocol.binary_message_error())
+    assert ann.closed is CloseReason.FLOODING
+
+
+def test_size_bounds_hold_for_the_largest_messages() -> None:
+    limits = ChatLimits()
+    # Every character of this text is escaped to two bytes in JSON.
+    text = '"\\\t\n' * (limits.max_text_bytes // 4)
+    assert protocol.utf8_size(text) == limits.max_text_bytes
+    nick, room = "n" * protocol.MAX_NICK_LENGTH, "r" * protocol.MAX_ROOM_LENGTH
+    largest = protocol.chat_message(2**64, room, nick, text, -1.2345678901234567e-300)
+    assert encoded_size(largest) <= protocol.max_chat_message_bytes(limits.max_text_bytes)
+    members = [f"{number:0{protocol.MAX_NICK_LENGTH}d}" for number in range(limits.max_clients)]
+    welcome = protocol.welcome(nick, room, members, [largest] * limits.history_size, 10**18)
+    assert encoded_size(welcome) <= limits.max_welcome_bytes
+    assert encoded_size(protocol.who(room, members)) <= protocol.max_who_bytes(limits.max_clients)
+
+
+def test_the_send_buffer_limit_follows_from_the_other_limits() -> None:
+    limits = ChatLimits()
+    assert limits.send_buffer_limit == limits.min_send_buffer_limit
+    assert limits.min_send_buffer_limit == (
+        limits.max_welcome_bytes + limits.room_byte_burst + protocol.max_who_bytes(limits.max_clients)
+    )
+    bigger = ChatLimits(max_text_bytes=16384)  # a larger text makes room for itself
+    assert bigger.send_buffer_limit == bigger.min_send_buffer_limit > limits.send_buffer_limit
+    assert ChatLimits(send_buffer_limit=10**7).send_buffer_limit == 10**7
+    with pytest.raises(ValueError, match="send_buffer_limit=65536 is below"):
+        ChatLimits(send_buffer_limit=64 * 1024)

@@ -7,8 +7,12 @@ import json
 import socket
 import struct
 
+import pytest
+
 import netkit
+from netkit import websocket
 from netkit.chat import ChatLimits
+from netkit.errors import HandshakeError
 from netkit.chat.page import content_security_policy, page_html
 from netkit.chat.server import ChatServer
 
@@ -92,6 +96,22 @@ def test_websocket_bad_messages_get_errors_and_the_connection_stays() -> None:
             assert (await ann.receive())["code"] == "too_long"
             await ann.send({"type": "say", "text": "still here"})
             assert (await ann.receive())["text"] == "still here"
+            await ann.close()
+
+    run(scenario())
+
+
+def test_websocket_binary_message_is_told_the_chat_speaks_json_text() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.http_address is not None
+            ann = await WebSocketClient.connect(server.http_address, "ann")
+            await ann.connection.send(json.dumps({"type": "say", "text": "as bytes"}).encode())
+            refusal = await ann.receive()
+            assert refusal["code"] == "invalid_message"
+            assert "JSON in text messages" in refusal["message"] and "binary" in refusal["message"]
+            await ann.send({"type": "say", "text": "as text"})
+            assert (await ann.receive())["text"] == "as text"
             await ann.close()
 
     run(scenario())
@@ -195,6 +215,9 @@ def test_framed_oversized_frame_is_refused_and_closed() -> None:
             ann.writer.write(struct.pack("!I", limits.max_message_bytes + 1))
             remaining = await ann.receive_all()
             assert [m["code"] for m in remaining] == ["too_long"]
+            # Worded for the client that sent it, not for the server's log.
+            size, limit = limits.max_message_bytes + 1, limits.max_message_bytes
+            assert remaining[0]["message"] == f"your message is {size} bytes; the limit is {limit}; closing the connection"
             await ann.close()
 
     run(scenario())
@@ -220,7 +243,19 @@ def test_slow_framed_client_is_dropped_and_the_room_goes_on() -> None:
     skipped and disconnected, while the fast client keeps getting everything."""
 
     async def scenario() -> None:
-        limits = ChatLimits(rate=1e9, burst=10**9, send_buffer_limit=64 * 1024)
+        # No limit on senders, and history kept small so that the hub accepts
+        # a small send buffer limit (see ChatLimits.min_send_buffer_limit).
+        limits = ChatLimits(
+            rate=1e9,
+            burst=10**9,
+            address_rate=1e9,
+            address_burst=10**9,
+            room_byte_rate=10**9,
+            room_byte_burst=16 * 1024,
+            history_size=1,
+            max_clients=10,
+            send_buffer_limit=64 * 1024,
+        )
         async with free_ports_server(limits=limits) as server:
             assert server.tcp_address is not None
             slow = socket.create_connection(server.tcp_address)
@@ -348,3 +383,87 @@ def test_stop_closes_websockets_with_1001_and_framed_clients() -> None:
         assert server.http_address is None and server.tcp_address is None
 
     run(scenario())
+
+
+# -------------------------------------------------------------------- origins
+
+
+async def handshake_status(address: tuple[str, int], origins: list[str]) -> int:
+    """The status of a WebSocket opening request to /ws with these Origin fields."""
+    host, port = address
+    origin_lines = "".join(f"Origin: {origin}\r\n" for origin in origins)
+    request = (
+        f"GET /ws HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin_lines}\r\n"
+    )
+    reader, writer = await netkit.open_connection(*address)
+    writer.write(request.encode("ascii"))
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return int(status_line.split()[1])
+
+
+def test_by_default_only_the_chats_own_page_may_open_the_websocket() -> None:
+    async def scenario() -> None:
+        async with free_ports_server() as server:
+            assert server.http_address is not None
+            host, port = server.http_address
+            assert await handshake_status(server.http_address, ["https://evil.example"]) == 403
+            assert await handshake_status(server.http_address, [f"http://{host}:{port}"]) == 101
+            assert await handshake_status(server.http_address, []) == 101
+
+    run(scenario())
+
+
+def test_websocket_refuses_pages_from_other_origins_with_403() -> None:
+    async def scenario() -> None:
+        async with free_ports_server(origins=["https://chat.example.com"]) as server:
+            assert server.http_address is not None
+            host, port = server.http_address
+            uri = f"ws://{host}:{port}/ws"
+            with pytest.raises(HandshakeError) as refused:
+                await websocket.connect(uri, origin="https://evil.example")
+            assert refused.value.status == 403
+            for origin in ("https://chat.example.com:444", "http://chat.example.com", f"http://{host}:{port + 1}", "null"):
+                assert await handshake_status(server.http_address, [origin]) == 403, origin
+            # Two Origin fields cannot both be believed.
+            assert await handshake_status(server.http_address, [f"http://{host}:{port}", "https://evil.example"]) == 403
+            assert server.hub.client_count == 0
+
+    run(scenario())
+
+
+def test_websocket_accepts_its_own_page_listed_origins_and_clients_without_origin() -> None:
+    async def scenario() -> None:
+        async with free_ports_server(origins=["https://chat.example.com"]) as server:
+            assert server.http_address is not None
+            host, port = server.http_address
+            uri = f"ws://{host}:{port}/ws"
+            for origin in (f"http://{host}:{port}", f"HTTP://{host}:{port}", "https://chat.example.com", "https://chat.example.com:443", None):
+                connection = await websocket.connect(uri, origin=origin)
+                await connection.send(json.dumps({"type": "ping"}))
+                assert json.loads(await connection.recv()) == {"type": "pong"}, origin
+                await connection.close()
+
+    run(scenario())
+
+
+def test_websocket_any_origin_when_told() -> None:
+    async def scenario() -> None:
+        async with free_ports_server(origins=["*"]) as server:
+            assert server.http_address is not None
+            host, port = server.http_address
+            connection = await websocket.connect(f"ws://{host}:{port}/ws", origin="https://anywhere.example")
+            await connection.close()
+
+    run(scenario())
+
+
+def test_the_server_is_importable_from_the_package() -> None:
+    import netkit.chat
+    import netkit.chat.server
+
+    assert netkit.chat.ChatServer is netkit.chat.server.ChatServer
+    assert netkit.chat.run_chat_server is netkit.chat.server.run_chat_server
+    assert {"ChatServer", "run_chat_server"} <= set(netkit.chat.__all__)
