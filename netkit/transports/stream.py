@@ -60,6 +60,16 @@ _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 _LARGE_READ = 64 * 1024
 _RECV_MAX = 256 * 1024  # the most one read takes, as the loop's shared buffer
 
+# Writes smaller than this that must wait are copied into a shared bytearray
+# rather than queued one list entry each: a queued bytes object costs 33 bytes
+# of header and 8 of list slot, so a flood of one-byte writes would hold 40
+# times the bytes counted against the water marks.  Up to 4 KiB the copy costs
+# less than the entry's bookkeeping and the sendmsg() buffer slot it would take.
+_MERGE_BELOW = 4096
+# A merged bytearray grows to about this size, then a new one starts: the high-
+# water mark's size, so one send() can take a whole merged run at once.
+_MERGE_UP_TO = DEFAULT_HIGH_WATER
+
 # Errors that mean "the peer or the network dropped the connection", reported
 # through connection_lost(exc) without a traceback in the log.
 _DISCONNECT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
@@ -91,7 +101,7 @@ class StreamTransport(BaseTransport):
         self._eof_sent = False
         # A list, not a deque: an empty deque costs 760 bytes, an empty list 56,
         # and most connections never buffer.  Sent chunks leave in one slice.
-        self._buffer: list[bytes | memoryview] = []
+        self._buffer: list[bytes | bytearray | memoryview] = []
         self._warned_closed_write = False
         # The peer's address is read now, while it is sure to be known (after a
         # reset getpeername() fails); the local one only when asked.  No dict
@@ -275,8 +285,19 @@ class StreamTransport(BaseTransport):
     def _buffer_append(self, data: bytes | memoryview) -> None:
         # The one place where buffered bytes are counted: every write path
         # (write, writelines, and whatever is added later) comes through here.
-        self._buffer.append(data)
-        self._buffer_size += len(data)
+        buffer = self._buffer
+        size = len(data)
+        if size >= _MERGE_BELOW:
+            buffer.append(data)  # big enough to keep as it is: no copy
+        elif buffer and type(buffer[-1]) is bytearray and len(buffer[-1]) < _MERGE_UP_TO:
+            # Small writes are merged into one bytearray, so that the buffer's
+            # memory follows the bytes it counts, not the number of writes.
+            # Only the last entry grows; the first one, once partly sent, is a
+            # memoryview (of which a bytearray cannot be resized).
+            buffer[-1] += data
+        else:
+            buffer.append(bytearray(data))
+        self._buffer_size += size
         if self._buffer_size > self._high_water:
             self._pause_protocol()
 
