@@ -22,6 +22,7 @@ The life of a transport, one state at a time:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -36,7 +37,7 @@ except ImportError:  # pragma: no cover - not POSIX
     FIONREAD = 0
 
 from ..protocols import Protocol
-from .base import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, BaseTransport, TransportState
+from .base import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, BaseTransport, TransportState, is_disconnect
 
 if TYPE_CHECKING:
     from ..loop import EventLoop
@@ -70,10 +71,6 @@ _MERGE_BELOW = 4096
 # water mark's size, so one send() can take a whole merged run at once.
 _MERGE_UP_TO = DEFAULT_HIGH_WATER
 
-# Errors that mean "the peer or the network dropped the connection", reported
-# through connection_lost(exc) without a traceback in the log.
-_DISCONNECT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
-
 
 class StreamTransport(BaseTransport):
     """A stream socket (TCP or Unix) connected to a ``Protocol``."""
@@ -90,9 +87,7 @@ class StreamTransport(BaseTransport):
         peername: Any = None,
     ) -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-            # Small writes go out at once: latency matters more than packet count
-            # for request/response protocols, and netkit already coalesces writes.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _set_nodelay(sock)
         self._data_received = protocol.data_received  # bound once: called per read
         self._server = server
         self._large_reads = False  # the last read was large: size the next one with FIONREAD
@@ -114,9 +109,9 @@ class StreamTransport(BaseTransport):
                 peername = None
         self._peername: Any = peername
         self._extra: dict[str, Any] | None = dict(extra) if extra else None
-        if server is not None:
-            server._attach(self)
         self._init_transport(loop, sock, protocol, waiter)
+        if server is not None:
+            server._attach(self)  # last: a transport that failed to start is not the server's to wait for
 
     # ------------------------------------------------------------------- info
 
@@ -369,7 +364,13 @@ class StreamTransport(BaseTransport):
     # ---------------------------------------------------------------- closing
 
     def _fatal_error(self, exc: BaseException) -> None:
-        if not isinstance(exc, _DISCONNECT_ERRORS):
+        """A system call on the socket failed: the connection is over either way.
+        A peer or network that went away is news for the protocol alone
+        (``connection_lost(exc)``); anything else is a bug, also reported to
+        the loop's exception handler."""
+        if is_disconnect(exc):
+            logger.debug("%r: connection lost: %s", self, exc)
+        else:
             self._report(exc, "fatal error on transport")
         self._force_close(exc)
 
@@ -378,3 +379,16 @@ class StreamTransport(BaseTransport):
         self._server = None
         if server is not None:
             server._detach(self)
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    """Turn Nagle's algorithm off: small writes go out at once, since latency
+    matters more than packet count for request/response protocols, and netkit
+    already coalesces writes."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as exc:
+        # macOS answers EINVAL for a connection reset before it was accepted.
+        # The option does not matter then: the first read reports the reset.
+        if not (is_disconnect(exc) or exc.errno == errno.EINVAL):
+            raise
