@@ -66,6 +66,14 @@ class Task(Future[_T]):
         super().__init__(loop=loop)
         if not isinstance(coro, types.CoroutineType) and not _is_coroutine_like(coro):
             raise TypeError(f"a coroutine was expected, got {coro!r}")
+        if self._loop._debug:
+            try:
+                self._loop._check_thread(
+                    "create_task()", "LoopThread.submit(coro), or loop.call_soon_threadsafe(loop.create_task, coro)"
+                )
+            except RuntimeError:
+                coro.close()  # refused: it will never run, and must not warn that it was never awaited
+                raise
         self._coro = coro
         # An unnamed task keeps just its number; "Task-N" is formatted on first use,
         # since most tasks are never asked their name.
@@ -104,6 +112,8 @@ class Task(Future[_T]):
     def cancel(self, msg: Any = None) -> bool:
         """Ask the task to stop: ``CancelledError`` is thrown into the coroutine at its
         current ``await``.  Returns ``False`` when the task is already done."""
+        if self._loop._debug:
+            self._loop._check_thread("Task.cancel()", "loop.call_soon_threadsafe(task.cancel)")
         if self.done():
             return False
         self._num_cancels_requested += 1
