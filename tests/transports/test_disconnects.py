@@ -429,3 +429,36 @@ async def test_accept_failing_with_a_bug_errno_reaches_the_exception_handler(
     assert [exc.errno for exc in errors.exceptions] == [errno.EINVAL]
     server.close()
     await server.wait_closed()
+
+
+# ---------------------------------------------------------------- datagrams
+
+
+class DatagramErrors(netkit.DatagramProtocol):
+    def __init__(self, loop: EventLoop) -> None:
+        self.errors: list[OSError] = []
+        self.error: netkit.Future[OSError] = loop.create_future()
+
+    def error_received(self, exc: OSError) -> None:
+        self.errors.append(exc)
+        if not self.error.done():
+            self.error.set_result(exc)
+
+
+async def test_port_unreachable_on_a_datagram_socket_is_news_for_the_protocol_only(
+    loop: EventLoop, errors: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # UDP has no connection to lose: the ICMP error reaches error_received,
+    # and the endpoint stays open.
+    caplog.set_level(logging.DEBUG, logger="netkit")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        nobody = probe.getsockname()
+    transport, protocol = await loop.create_datagram_endpoint(lambda: DatagramErrors(loop), remote_addr=nobody)
+    transport.sendto(b"anyone there?")
+    exc = await protocol.error
+    assert isinstance(exc, ConnectionRefusedError)
+    transport.sendto(b"still sending")  # the endpoint is usable
+    assert not transport.is_closing()
+    transport.close()
+    assert_quiet_disconnect(errors, caplog)
