@@ -61,15 +61,17 @@ _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 _LARGE_READ = 64 * 1024
 _RECV_MAX = 256 * 1024  # the most one read takes, as the loop's shared buffer
 
-# Writes smaller than this that must wait are copied into a shared bytearray
-# rather than queued one list entry each: a queued bytes object costs 33 bytes
-# of header and 8 of list slot, so a flood of one-byte writes would hold 40
-# times the bytes counted against the water marks.  Up to 4 KiB the copy costs
-# less than the entry's bookkeeping and the sendmsg() buffer slot it would take.
-_MERGE_BELOW = 4096
-# A merged bytearray grows to about this size, then a new one starts: the high-
-# water mark's size, so one send() can take a whole merged run at once.
-_MERGE_UP_TO = DEFAULT_HIGH_WATER
+# Small chunks that must wait are joined into one bytes object once this many
+# of them follow each other at the end of the write buffer.  The buffer counts
+# bytes, but each queued chunk also costs a list slot and an object header (41
+# bytes for a bytes object): without merging, one-byte writes behind a full
+# socket would hold 40 times the bytes counted against the water marks, so the
+# high-water mark would bound nothing.  With it, at most this many small chunks
+# wait unmerged (3 KiB of bookkeeping), and joining copies each byte once.
+_MERGE_RUN = 64
+# "Small": below 512 bytes, a chunk's bookkeeping is more than 8% of its size.
+# Larger chunks are queued as they are, never copied.
+_MERGE_BELOW = 512
 
 
 class StreamTransport(BaseTransport):
@@ -96,7 +98,8 @@ class StreamTransport(BaseTransport):
         self._eof_sent = False
         # A list, not a deque: an empty deque costs 760 bytes, an empty list 56,
         # and most connections never buffer.  Sent chunks leave in one slice.
-        self._buffer: list[bytes | bytearray | memoryview] = []
+        self._buffer: list[bytes | memoryview] = []
+        self._small_run = 0  # how many small chunks end the buffer, for _merge_small_run
         self._warned_closed_write = False
         # The peer's address is read now, while it is sure to be known (after a
         # reset getpeername() fails); the local one only when asked.  No dict
@@ -280,21 +283,28 @@ class StreamTransport(BaseTransport):
     def _buffer_append(self, data: bytes | memoryview) -> None:
         # The one place where buffered bytes are counted: every write path
         # (write, writelines, and whatever is added later) comes through here.
-        buffer = self._buffer
+        self._buffer.append(data)
         size = len(data)
-        if size >= _MERGE_BELOW:
-            buffer.append(data)  # big enough to keep as it is: no copy
-        elif buffer and type(buffer[-1]) is bytearray and len(buffer[-1]) < _MERGE_UP_TO:
-            # Small writes are merged into one bytearray, so that the buffer's
-            # memory follows the bytes it counts, not the number of writes.
-            # Only the last entry grows; the first one, once partly sent, is a
-            # memoryview (of which a bytearray cannot be resized).
-            buffer[-1] += data
+        if size < _MERGE_BELOW:
+            self._small_run += 1
+            if self._small_run >= _MERGE_RUN:
+                self._merge_small_run()
         else:
-            buffer.append(bytearray(data))
+            self._small_run = 0
         self._buffer_size += size
         if self._buffer_size > self._high_water:
             self._pause_protocol()
+
+    def _merge_small_run(self) -> None:
+        """Join the small chunks at the end of the buffer into one, so that the
+        buffer's memory follows the bytes it counts, not the number of writes."""
+        buffer = self._buffer
+        run = min(self._small_run, len(buffer))
+        merged = b"".join(buffer[-run:])
+        del buffer[-run:]
+        buffer.append(merged)
+        # A merged run still small is the start of the next one.
+        self._small_run = 1 if len(merged) < _MERGE_BELOW else 0
 
     def _write_ready(self) -> None:
         buffer = self._buffer
@@ -318,6 +328,8 @@ class StreamTransport(BaseTransport):
             done += 1
         if done:
             del buffer[:done]
+            if self._small_run > len(buffer):
+                self._small_run = len(buffer)  # the run's oldest chunks were sent
         if sent:
             buffer[0] = memoryview(buffer[0])[sent:]
         if self._protocol_paused and self._buffer_size <= self._low_water:
