@@ -176,7 +176,8 @@ class Future(Generic[_T]):
             raise RuntimeError("the event loop is closed")
         for callback in callbacks:
             if callable(callback):
-                loop.call_soon(callback, self)
+                # Not call_soon: the thread was checked on the way in (debug mode).
+                loop._schedule_soon(callback, (self,), None)
             else:
                 # A task's step handle (a Handle is not callable): queued as it
                 # is, so a wake-up allocates nothing.

@@ -215,7 +215,8 @@ class EventLoop:
         return handle
 
     def _schedule_soon(self, callback: Callable[..., Any], args: tuple[Any, ...], context: Any) -> Handle:
-        """``call_soon`` without the debug-mode thread check, for ``call_soon_threadsafe``."""
+        """``call_soon`` without the debug-mode thread check: for ``call_soon_threadsafe``,
+        and for futures and tasks, which checked the thread on their way in."""
         if self._closed:
             raise RuntimeError("the event loop is closed")
         if context is not None:

@@ -87,7 +87,8 @@ class Task(Future[_T]):
         self._loop._tasks.add(self)
         # One handle serves every step scheduled without an argument (the first
         # step, each sleep(0)): nothing ever cancels it, so it is built once.
-        self._step_handle = self._loop.call_soon(self._step, context=self._context)
+        # (Not call_soon: the thread was checked above, in debug mode.)
+        self._step_handle = self._loop._schedule_soon(self._step, (), self._context)
 
     # ---------------------------------------------------------------- public
 
