@@ -27,6 +27,9 @@ class Future(Generic[_T]):
 
     Done callbacks never run synchronously: ``set_result`` schedules them on
     the loop, so a callback cannot re-enter the code that completed the future.
+    Like the loop, a future is not thread-safe: complete it from another thread
+    with ``loop.call_soon_threadsafe(future.set_result, value)`` (debug mode
+    raises ``RuntimeError`` for a direct call while the loop runs).
     An exception nobody retrieves is reported (through the loop's exception
     handler) when the future is garbage collected.
     """
@@ -100,6 +103,8 @@ class Future(Generic[_T]):
 
     def set_result(self, result: _T) -> None:
         """Complete the future with ``result`` and schedule its callbacks."""
+        if self._loop._debug:
+            self._loop._check_thread("Future.set_result()", "loop.call_soon_threadsafe(future.set_result, result)")
         if self._state != _PENDING:
             raise InvalidStateError(f"{self._state}: {self!r}")
         self._result = result
@@ -108,6 +113,8 @@ class Future(Generic[_T]):
 
     def set_exception(self, exception: BaseException | type[BaseException]) -> None:
         """Complete the future with ``exception`` and schedule its callbacks."""
+        if self._loop._debug:
+            self._loop._check_thread("Future.set_exception()", "loop.call_soon_threadsafe(future.set_exception, exc)")
         if self._state != _PENDING:
             raise InvalidStateError(f"{self._state}: {self!r}")
         if isinstance(exception, type):
@@ -125,6 +132,8 @@ class Future(Generic[_T]):
 
     def cancel(self, msg: Any = None) -> bool:
         """Cancel the future; returns ``False`` when it was already done."""
+        if self._loop._debug:
+            self._loop._check_thread("Future.cancel()", "loop.call_soon_threadsafe(future.cancel)")
         if self._state != _PENDING:
             return False
         self._state = _CANCELLED
@@ -136,6 +145,8 @@ class Future(Generic[_T]):
 
     def add_done_callback(self, fn: Callable[[Future[_T]], object], *, context: Any = None) -> None:
         """Call ``fn(future)`` on the loop once the future is done (soon, if it already is)."""
+        if self._loop._debug:
+            self._loop._check_thread("Future.add_done_callback()", "loop.call_soon_threadsafe(future.add_done_callback, fn)")
         if not callable(fn):
             # Checked here, not when the future completes: by then the loop
             # could only report it, far from the mistake.
@@ -165,7 +176,8 @@ class Future(Generic[_T]):
             raise RuntimeError("the event loop is closed")
         for callback in callbacks:
             if callable(callback):
-                loop.call_soon(callback, self)
+                # Not call_soon: the thread was checked on the way in (debug mode).
+                loop._schedule_soon(callback, (self,), None)
             else:
                 # A task's step handle (a Handle is not callable): queued as it
                 # is, so a wake-up allocates nothing.

@@ -4,6 +4,11 @@ All of them are fair — waiters are woken in the order they started waiting —
 and cancellation-safe: a task cancelled while waiting leaves the primitive
 exactly as if it had never waited (a lock it was about to get passes to the
 next waiter; an item it was about to receive stays in the queue).
+
+Like the loop, they are not thread-safe: another thread hands work over with
+``loop.call_soon_threadsafe(queue.put_nowait, item)``.  In debug mode a call
+from another thread that would wake a waiter raises ``RuntimeError`` before
+it changes anything.
 """
 
 from __future__ import annotations
@@ -25,6 +30,16 @@ def _new_waiter() -> Future[Any]:
     return _runtime.get_running_loop().create_future()
 
 
+def _check_thread(waiters: collections.deque[Future[Any]], operation: str, alternative: str) -> None:
+    """Debug mode: refuse a call that would wake ``waiters`` from a thread other
+    than their loop's, before it changes anything (the waiters' futures would
+    refuse it too, but only halfway through)."""
+    if waiters:
+        loop = waiters[0]._loop
+        if loop._debug:
+            loop._check_thread(operation, alternative)
+
+
 class Event:
     """A flag tasks can wait for: ``set()`` wakes every waiter, ``clear()`` resets it."""
 
@@ -40,6 +55,7 @@ class Event:
         """Set the flag and wake every waiting task."""
         if self._value:
             return
+        _check_thread(self._waiters, "Event.set()", "loop.call_soon_threadsafe(event.set)")
         self._value = True
         for waiter in self._waiters:
             if not waiter.done():
@@ -103,6 +119,7 @@ class Semaphore:
 
     def release(self) -> None:
         """Give a slot back and wake the next waiter."""
+        _check_thread(self._waiters, f"{type(self).__name__}.release()", "loop.call_soon_threadsafe(semaphore.release)")
         self._value += 1
         self._wake_next()
 
@@ -235,6 +252,7 @@ class Queue(Generic[_T]):
         """Queue ``item`` at once; ``QueueFull`` when there is no room."""
         if self.full():
             raise QueueFull()
+        _check_thread(self._getters, "Queue.put_nowait()", "loop.call_soon_threadsafe(queue.put_nowait, item)")
         self._put(item)
         self._unfinished += 1
         self._finished.clear()
@@ -250,6 +268,7 @@ class Queue(Generic[_T]):
         """Remove and return the next item; ``QueueEmpty`` when there is none."""
         if self.empty():
             raise QueueEmpty()
+        _check_thread(self._putters, "Queue.get_nowait()", "LoopThread.submit(queue.get())")
         item = self._get()
         self._wake_first(self._putters)
         return item
@@ -258,6 +277,7 @@ class Queue(Generic[_T]):
         """Mark one item taken with ``get`` as processed (for ``join``)."""
         if self._unfinished <= 0:
             raise ValueError("task_done() called too many times")
+        _check_thread(self._finished._waiters, "Queue.task_done()", "loop.call_soon_threadsafe(queue.task_done)")
         self._unfinished -= 1
         if self._unfinished == 0:
             self._finished.set()

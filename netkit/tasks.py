@@ -66,6 +66,14 @@ class Task(Future[_T]):
         super().__init__(loop=loop)
         if not isinstance(coro, types.CoroutineType) and not _is_coroutine_like(coro):
             raise TypeError(f"a coroutine was expected, got {coro!r}")
+        if self._loop._debug:
+            try:
+                self._loop._check_thread(
+                    "create_task()", "LoopThread.submit(coro), or loop.call_soon_threadsafe(loop.create_task, coro)"
+                )
+            except RuntimeError:
+                coro.close()  # refused: it will never run, and must not warn that it was never awaited
+                raise
         self._coro = coro
         # An unnamed task keeps just its number; "Task-N" is formatted on first use,
         # since most tasks are never asked their name.
@@ -79,7 +87,8 @@ class Task(Future[_T]):
         self._loop._tasks.add(self)
         # One handle serves every step scheduled without an argument (the first
         # step, each sleep(0)): nothing ever cancels it, so it is built once.
-        self._step_handle = self._loop.call_soon(self._step, context=self._context)
+        # (Not call_soon: the thread was checked above, in debug mode.)
+        self._step_handle = self._loop._schedule_soon(self._step, (), self._context)
 
     # ---------------------------------------------------------------- public
 
@@ -104,6 +113,8 @@ class Task(Future[_T]):
     def cancel(self, msg: Any = None) -> bool:
         """Ask the task to stop: ``CancelledError`` is thrown into the coroutine at its
         current ``await``.  Returns ``False`` when the task is already done."""
+        if self._loop._debug:
+            self._loop._check_thread("Task.cancel()", "loop.call_soon_threadsafe(task.cancel)")
         if self.done():
             return False
         self._num_cancels_requested += 1

@@ -983,6 +983,254 @@ def test_debug_mode_reports_where_a_failed_task_was_created(loop, errors, collec
     assert any(frame.name == "main" for frame in context["source_traceback"])
 
 
+# ------------------------------------------------ debug mode: other threads
+
+
+class CrossThreadScene:
+    """What a call from another thread acts on: a loop that runs (and sleeps in
+    ``select()``) on this thread, a pending future, a pending task, a socket."""
+
+    def __init__(self, debug: bool) -> None:
+        self.spy = SpySelector(long_sleep=5.0)
+        self.loop = EventLoop(selector=self.spy)
+        self.loop.set_debug(debug)
+        self.future = self.loop.create_future()
+        self.task = self.loop.create_task(self._wait_forever())
+        self.here, self.there = socket.socketpair()
+        self.ran: list[str] = []
+        self.created = None
+
+    async def _wait_forever(self):
+        await self.loop.create_future()
+
+    async def a_coroutine(self):
+        self.ran.append("coroutine")
+
+    def call_from_another_thread(self, call) -> BaseException | None:
+        """Run the loop; once it sleeps in ``select()``, make ``call()`` from a helper
+        thread, then wake the loop the thread-safe way.  Returns what ``call()`` raised."""
+        outcome: list[BaseException | None] = []
+
+        def helper():
+            self.spy.sleeping.wait()  # the loop is asleep in select(), on its own thread
+            try:
+                call(self)
+            except BaseException as exc:
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+
+        thread = threading.Thread(target=helper, name="helper")
+        thread.start()
+        try:
+            self.loop.run_forever()
+        finally:
+            thread.join()
+        self.loop.run_once()  # what the call scheduled runs now, on the loop's thread
+        return outcome[0]
+
+    def close(self) -> None:
+        self.task.cancel()
+        for task in (self.task, self.created):
+            if task is not None:
+                while not task.done():
+                    self.loop.run_once()
+        self.loop.close()
+        self.here.close()
+        self.there.close()
+
+
+def _expect_ran(name):
+    return lambda scene: name in scene.ran
+
+
+# name: (the call made from the other thread, what the RuntimeError must name,
+#        what shows the call took effect when it is allowed)
+CROSS_THREAD_CALLS = {
+    "call_soon": (
+        lambda scene: scene.loop.call_soon(scene.ran.append, "call_soon"),
+        "call_soon_threadsafe",
+        _expect_ran("call_soon"),
+    ),
+    "call_later": (
+        lambda scene: scene.loop.call_later(0, scene.ran.append, "call_later"),
+        "call_soon_threadsafe",
+        _expect_ran("call_later"),
+    ),
+    "call_at": (
+        lambda scene: scene.loop.call_at(scene.loop.time(), scene.ran.append, "call_at"),
+        "call_soon_threadsafe",
+        _expect_ran("call_at"),
+    ),
+    "create_task": (
+        lambda scene: setattr(scene, "created", scene.loop.create_task(scene.a_coroutine())),
+        "LoopThread.submit",
+        _expect_ran("coroutine"),
+    ),
+    "Future.set_result": (
+        lambda scene: scene.future.set_result(42),
+        "call_soon_threadsafe",
+        lambda scene: scene.future.result() == 42,
+    ),
+    "Future.set_exception": (
+        lambda scene: scene.future.set_exception(ValueError("from a thread")),
+        "call_soon_threadsafe",
+        lambda scene: isinstance(scene.future.exception(), ValueError),
+    ),
+    "Future.cancel": (
+        lambda scene: scene.future.cancel(),
+        "call_soon_threadsafe",
+        lambda scene: scene.future.cancelled(),
+    ),
+    "Future.add_done_callback": (
+        lambda scene: scene.future.add_done_callback(lambda f: scene.ran.append("done")),
+        "call_soon_threadsafe",
+        lambda scene: scene.future._callbacks != [],
+    ),
+    "Task.cancel": (
+        lambda scene: scene.task.cancel(),
+        "call_soon_threadsafe",
+        lambda scene: scene.task.cancelled(),
+    ),
+    "add_reader": (
+        lambda scene: scene.loop.add_reader(scene.here, scene.ran.append, "readable"),
+        "call_soon_threadsafe",
+        lambda scene: scene.loop.remove_reader(scene.here),
+    ),
+    "add_writer": (
+        lambda scene: scene.loop.add_writer(scene.here, scene.ran.append, "writable"),
+        "call_soon_threadsafe",
+        lambda scene: _expect_ran("writable")(scene) and scene.loop.remove_writer(scene.here),
+    ),
+    "remove_reader": (
+        lambda scene: scene.loop.remove_reader(scene.there),
+        "call_soon_threadsafe",
+        lambda scene: not scene.loop.remove_reader(scene.there),
+    ),
+    "remove_writer": (
+        lambda scene: scene.loop.remove_writer(scene.there),
+        "call_soon_threadsafe",
+        lambda scene: not scene.loop.remove_writer(scene.there),
+    ),
+}
+
+
+@pytest.fixture
+def scene_factory():
+    scenes: list[CrossThreadScene] = []
+
+    def make(debug: bool) -> CrossThreadScene:
+        scene = CrossThreadScene(debug)
+        # Registered before the loop runs, for the remove_* calls to remove.
+        scene.loop.add_reader(scene.there, scene.ran.append, "never")
+        scene.loop.add_writer(scene.there, lambda: None)
+        scene.loop.remove_writer(scene.there)
+        scene.loop.add_writer(scene.there, lambda: None)
+        scenes.append(scene)
+        return scene
+
+    yield make
+    for scene in scenes:
+        scene.close()
+
+
+@pytest.mark.parametrize("operation", list(CROSS_THREAD_CALLS))
+def test_debug_mode_refuses_a_call_from_another_thread_and_names_the_thread_safe_way(scene_factory, operation):
+    call, alternative, _ = CROSS_THREAD_CALLS[operation]
+    scene = scene_factory(debug=True)
+    scene.there.send(b"x")  # "there" is readable: its reader would run if registered
+    exc = scene.call_from_another_thread(call)
+    assert isinstance(exc, RuntimeError), f"{operation} from another thread raised {exc!r}"
+    message = str(exc)
+    assert operation.split(".")[-1] in message and alternative in message
+    assert "helper" in message  # the thread that made the call
+    # Refused, not half done: nothing was scheduled or completed.
+    assert scene.ran == [] and not scene.future.done() and not scene.task.done()
+
+
+@pytest.mark.parametrize("operation", list(CROSS_THREAD_CALLS))
+def test_without_debug_mode_a_call_from_another_thread_is_not_checked(scene_factory, operation):
+    call, _, took_effect = CROSS_THREAD_CALLS[operation]
+    scene = scene_factory(debug=False)
+    assert scene.call_from_another_thread(call) is None
+    # The loop did not wake for it (call_soon_threadsafe woke it), but it happened.
+    scene.loop.run_once()
+    assert took_effect(scene)
+
+
+def test_debug_mode_lets_the_thread_safe_ways_through(real_loop):
+    real_loop.set_debug(True)
+    results = []
+
+    async def main():
+        # run_in_executor and to_thread deliver their results through call_soon_threadsafe.
+        results.append(await real_loop.run_in_executor(None, sum, [1, 2, 3]))
+        results.append(await netkit.to_thread(max, 4, 5))
+        done = real_loop.create_future()
+        threading.Thread(target=real_loop.call_soon_threadsafe, args=(done.set_result, "posted")).start()
+        results.append(await done)
+
+    real_loop.run_until_complete(main())
+    real_loop.run_until_complete(real_loop.shutdown_default_executor())
+    assert results == [6, 5, "posted"]
+
+
+def test_debug_mode_allows_any_thread_while_the_loop_is_not_running(real_loop):
+    # As asyncio: the check is about racing a running loop.  Setting a loop up
+    # on one thread and running it on another is fine.
+    real_loop.set_debug(True)
+    ran = []
+    future = real_loop.create_future()
+
+    def set_up():
+        real_loop.call_soon(ran.append, "scheduled")
+        future.set_result("set")
+
+    thread = threading.Thread(target=set_up)
+    thread.start()
+    thread.join()
+    real_loop.run_until_complete(future)
+    assert ran == ["scheduled"] and future.result() == "set"
+
+
+SYNC_WAKE_UPS = {
+    # name: (the primitive, a coroutine that waits on it, the wake-up a thread attempts)
+    "Event.set": (netkit.Event, lambda event: event.wait(), lambda event: event.set()),
+    "Semaphore.release": (lambda: netkit.Semaphore(0), lambda sem: sem.acquire(), lambda sem: sem.release()),
+    "Queue.put_nowait": (netkit.Queue, lambda queue: queue.get(), lambda queue: queue.put_nowait("item")),
+}
+
+
+@pytest.mark.parametrize("operation", list(SYNC_WAKE_UPS))
+def test_debug_mode_refuses_a_wake_up_from_another_thread_before_it_changes_anything(real_loop, operation):
+    make, wait, wake = SYNC_WAKE_UPS[operation]
+    real_loop.set_debug(True)
+    primitive = make()
+    outcome = []
+
+    def from_a_thread():
+        try:
+            wake(primitive)
+        except RuntimeError as exc:
+            outcome.append(exc)
+        real_loop.call_soon_threadsafe(wake, primitive)  # the right way
+
+    async def main():
+        waiting = real_loop.create_task(wait(primitive))
+        await netkit.sleep(0)  # the waiter is registered
+        thread = threading.Thread(target=from_a_thread)
+        thread.start()
+        # Woken by the thread-safe call: the refused one left nothing half done.
+        # (A bound, not a timing assertion: a half-done wake-up would hang here.)
+        await netkit.wait_for(waiting, 10)
+        await netkit.to_thread(thread.join)
+
+    real_loop.run_until_complete(main())
+    real_loop.run_until_complete(real_loop.shutdown_default_executor())
+    assert len(outcome) == 1 and "call_soon_threadsafe" in str(outcome[0])
+
+
 # ------------------------------------------------------------------ watchdog
 
 

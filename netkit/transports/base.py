@@ -12,6 +12,7 @@ in ``_buffer_size``; above the high-water mark the protocol's
 from __future__ import annotations
 
 import enum
+import errno
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +21,42 @@ if TYPE_CHECKING:
 
     from ..loop import EventLoop
 
-__all__ = ["BaseTransport", "TransportState", "DEFAULT_HIGH_WATER", "DEFAULT_LOW_WATER"]
+__all__ = ["BaseTransport", "TransportState", "DEFAULT_HIGH_WATER", "DEFAULT_LOW_WATER", "is_disconnect"]
 
 # 64 KiB high / 16 KiB low water marks, as asyncio: enough to keep a fast
 # link busy between two loop iterations without letting a slow reader make
 # the process hold more than a few socket buffers' worth per connection.
 DEFAULT_HIGH_WATER = 64 * 1024
 DEFAULT_LOW_WATER = DEFAULT_HIGH_WATER // 4
+
+
+# errno values with which a system call on a connected socket says that the
+# peer or the network ended the connection -- news about the connection, not
+# a bug.  Errors such as EBADF or EINVAL, which only a bug can cause, are not here.
+DISCONNECT_ERRNOS = frozenset(
+    {
+        errno.EPIPE,  # send() after the peer closed or reset
+        errno.ECONNRESET,  # the peer sent a reset
+        errno.ECONNABORTED,  # the local stack gave up on the connection
+        errno.ETIMEDOUT,  # retransmissions or keepalive probes went unanswered
+        errno.ENOTCONN,  # shutdown()/getpeername() once a reset has torn the connection down
+        errno.ESHUTDOWN,  # send() on a connection already shut down (BSD's word for EPIPE)
+        # ICMP errors on an established connection: the route to the peer is gone.
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.EHOSTDOWN,
+    }
+)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` means the peer or the network ended the connection (to be
+    reported as ``connection_lost(exc)`` alone), rather than a bug (to be reported
+    to the loop's exception handler as well)."""
+    return isinstance(exc, OSError) and (
+        isinstance(exc, (ConnectionError, TimeoutError)) or exc.errno in DISCONNECT_ERRNOS
+    )
 
 
 def water_marks(high: int | None = None, low: int | None = None) -> tuple[int, int]:
@@ -116,7 +146,8 @@ class BaseTransport:
         return self._state
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
-        if self._sock is not None and self._state is not TransportState.CLOSED:
+        # A transport whose __init__ failed early has no socket of its own to close.
+        if getattr(self, "_sock", None) is not None and self._state is not TransportState.CLOSED:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self._sock.close()
 

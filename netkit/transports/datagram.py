@@ -5,7 +5,8 @@ reusable buffer, so a busy socket costs one ``select`` per batch rather than
 per datagram, and no 256 KiB buffer is allocated per datagram.  Sends go out
 at once; only when the kernel's buffer is full are datagrams queued, within
 the high-water mark (``pause_writing``) like stream transports, and never
-beyond ``_QUEUE_LIMIT_FACTOR`` times it.
+beyond ``_QUEUE_LIMIT_FACTOR`` times it.  Each queued datagram counts as its
+payload plus ``DATAGRAM_OVERHEAD``, so empty datagrams fill the queue too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ MAX_DATAGRAM = 65536
 # Datagrams read per readiness event before going back to the loop: enough to
 # amortise select(), few enough that one busy socket cannot starve the others.
 _READS_PER_EVENT = 64
+
+# What a queued datagram costs beyond its payload, counted in the send queue's
+# size so that empty or tiny datagrams cannot pile up as "0 bytes": the queue
+# entry (a 2-tuple, 56 bytes, plus its 8-byte deque slot), the bytes object's
+# header (33 bytes) and the destination address (an (host, port) tuple, 56
+# bytes) -- 153 bytes on 64-bit CPython (sys.getsizeof), rounded up.
+DATAGRAM_OVERHEAD = 160
 
 # The send queue holds at most this many times the high-water mark: room for a
 # protocol that reacts to pause_writing() a few sends late.  Past it the
@@ -126,19 +134,27 @@ class DatagramTransport(BaseTransport):
                 return
         self._buffer_append(bytes(data), addr)
 
+    def get_write_buffer_size(self) -> int:
+        """Bytes the send queue holds: each queued datagram's payload plus a fixed
+        ``DATAGRAM_OVERHEAD`` (160 bytes) for the memory it costs beyond its payload."""
+        return self._buffer_size
+
     def _buffer_append(self, data: bytes, addr: Any) -> None:
         # The one place that counts queued bytes, as for stream transports.
-        if self._buffer_size + len(data) > self._high_water * _QUEUE_LIMIT_FACTOR:
+        cost = len(data) + DATAGRAM_OVERHEAD
+        limit = self._high_water * _QUEUE_LIMIT_FACTOR
+        if self._buffer_size + cost > limit:
             self._error_received(
                 OSError(
                     errno.ENOBUFS,
-                    f"datagram of {len(data)} bytes dropped: the send queue holds {self._buffer_size} bytes, "
-                    f"its limit is {self._high_water * _QUEUE_LIMIT_FACTOR} ({_QUEUE_LIMIT_FACTOR} x the high-water mark)",
+                    f"datagram of {len(data)} bytes dropped: the send queue holds {len(self._buffer)} datagrams, "
+                    f"{self._buffer_size} bytes with {DATAGRAM_OVERHEAD} per datagram for its bookkeeping; "
+                    f"its limit is {limit} ({_QUEUE_LIMIT_FACTOR} x the high-water mark)",
                 )
             )
             return
         self._buffer.append((data, addr))
-        self._buffer_size += len(data)
+        self._buffer_size += cost
         if self._buffer_size > self._high_water:
             self._pause_protocol()
 
@@ -155,11 +171,11 @@ class DatagramTransport(BaseTransport):
                 return
             except OSError as exc:
                 self._buffer.popleft()
-                self._buffer_size -= len(data)
+                self._buffer_size -= len(data) + DATAGRAM_OVERHEAD
                 self._error_received(exc)
                 continue
             self._buffer.popleft()
-            self._buffer_size -= len(data)
+            self._buffer_size -= len(data) + DATAGRAM_OVERHEAD
         if self._protocol_paused and self._buffer_size <= self._low_water:
             self._resume_protocol()
         if not self._buffer:

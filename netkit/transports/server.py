@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..futures import Future
 from ..protocols import Protocol
+from .base import is_disconnect
 from .stream import StreamTransport
 
 if TYPE_CHECKING:
@@ -27,8 +28,22 @@ logger = logging.getLogger("netkit")
 _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _ACCEPT_RETRY_DELAY = 0.1
 
-# Errors meaning the connection died in the accept queue: skip it.
-_ACCEPT_SKIP_ERRORS = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ECONNRESET}
+# Errors meaning the connection died in the accept queue: skip it.  Linux's
+# accept(2) returns a new connection's pending network error instead of the
+# connection, and says to treat those "like EAGAIN"; EPERM is a firewall rule
+# refusing the connection.  The listener itself is fine in every case.
+_ACCEPT_SKIP_ERRORS = {
+    errno.ECONNABORTED,
+    errno.ECONNRESET,
+    errno.EPROTO,
+    errno.EPERM,
+    errno.ETIMEDOUT,
+    errno.ENETDOWN,
+    errno.ENETUNREACH,
+    errno.EHOSTDOWN,
+    errno.EHOSTUNREACH,
+    *([errno.ENONET] if hasattr(errno, "ENONET") else []),  # Linux only
+}
 
 
 class Server:
@@ -130,6 +145,7 @@ class Server:
                 return
             except OSError as exc:
                 if exc.errno in _ACCEPT_SKIP_ERRORS:
+                    logger.debug("%r: a connection died before it was accepted: %s", self, exc)
                     continue
                 if exc.errno in _RESOURCE_ERRORS:
                     self._loop.call_exception_handler(
@@ -153,9 +169,26 @@ class Server:
                 if isinstance(exc, (SystemExit, KeyboardInterrupt)):
                     raise
                 continue
-            StreamTransport(self._loop, conn, protocol, server=self, peername=addr)
+            try:
+                StreamTransport(self._loop, conn, protocol, server=self, peername=addr)
+            except BaseException as exc:
+                self._drop_connection(conn, exc)
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                    raise
+                continue
             if not self._serving:
                 return  # the factory closed the server: its socket is gone
+
+    def _drop_connection(self, conn: socket.socket, exc: BaseException) -> None:
+        """An accepted socket could not be set up as a transport: close it at once,
+        and report why unless the peer simply went away already."""
+        conn.close()
+        if is_disconnect(exc):
+            logger.debug("%r: a connection died while it was being set up: %s", self, exc)
+            return
+        self._loop.call_exception_handler(
+            {"message": "could not set up an accepted connection; connection dropped", "exception": exc, "server": self}
+        )
 
     def _pause_accepting(self) -> None:
         for sock in self._sockets:

@@ -22,6 +22,7 @@ The life of a transport, one state at a time:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -36,7 +37,7 @@ except ImportError:  # pragma: no cover - not POSIX
     FIONREAD = 0
 
 from ..protocols import Protocol
-from .base import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, BaseTransport, TransportState
+from .base import DEFAULT_HIGH_WATER, DEFAULT_LOW_WATER, BaseTransport, TransportState, is_disconnect
 
 if TYPE_CHECKING:
     from ..loop import EventLoop
@@ -60,9 +61,17 @@ _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 _LARGE_READ = 64 * 1024
 _RECV_MAX = 256 * 1024  # the most one read takes, as the loop's shared buffer
 
-# Errors that mean "the peer or the network dropped the connection", reported
-# through connection_lost(exc) without a traceback in the log.
-_DISCONNECT_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
+# Small chunks that must wait are joined into one bytes object once this many
+# of them follow each other at the end of the write buffer.  The buffer counts
+# bytes, but each queued chunk also costs a list slot and an object header (41
+# bytes for a bytes object): without merging, one-byte writes behind a full
+# socket would hold 40 times the bytes counted against the water marks, so the
+# high-water mark would bound nothing.  With it, at most this many small chunks
+# wait unmerged (3 KiB of bookkeeping), and joining copies each byte once.
+_MERGE_RUN = 64
+# "Small": below 512 bytes, a chunk's bookkeeping is more than 8% of its size.
+# Larger chunks are queued as they are, never copied.
+_MERGE_BELOW = 512
 
 
 class StreamTransport(BaseTransport):
@@ -80,9 +89,7 @@ class StreamTransport(BaseTransport):
         peername: Any = None,
     ) -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-            # Small writes go out at once: latency matters more than packet count
-            # for request/response protocols, and netkit already coalesces writes.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _set_nodelay(sock)
         self._data_received = protocol.data_received  # bound once: called per read
         self._server = server
         self._large_reads = False  # the last read was large: size the next one with FIONREAD
@@ -92,6 +99,7 @@ class StreamTransport(BaseTransport):
         # A list, not a deque: an empty deque costs 760 bytes, an empty list 56,
         # and most connections never buffer.  Sent chunks leave in one slice.
         self._buffer: list[bytes | memoryview] = []
+        self._small_run = 0  # how many small chunks end the buffer, for _merge_small_run
         self._warned_closed_write = False
         # The peer's address is read now, while it is sure to be known (after a
         # reset getpeername() fails); the local one only when asked.  No dict
@@ -104,9 +112,9 @@ class StreamTransport(BaseTransport):
                 peername = None
         self._peername: Any = peername
         self._extra: dict[str, Any] | None = dict(extra) if extra else None
-        if server is not None:
-            server._attach(self)
         self._init_transport(loop, sock, protocol, waiter)
+        if server is not None:
+            server._attach(self)  # last: a transport that failed to start is not the server's to wait for
 
     # ------------------------------------------------------------------- info
 
@@ -276,9 +284,27 @@ class StreamTransport(BaseTransport):
         # The one place where buffered bytes are counted: every write path
         # (write, writelines, and whatever is added later) comes through here.
         self._buffer.append(data)
-        self._buffer_size += len(data)
+        size = len(data)
+        if size < _MERGE_BELOW:
+            self._small_run += 1
+            if self._small_run >= _MERGE_RUN:
+                self._merge_small_run()
+        else:
+            self._small_run = 0
+        self._buffer_size += size
         if self._buffer_size > self._high_water:
             self._pause_protocol()
+
+    def _merge_small_run(self) -> None:
+        """Join the small chunks at the end of the buffer into one, so that the
+        buffer's memory follows the bytes it counts, not the number of writes."""
+        buffer = self._buffer
+        run = min(self._small_run, len(buffer))
+        merged = b"".join(buffer[-run:])
+        del buffer[-run:]
+        buffer.append(merged)
+        # A merged run still small is the start of the next one.
+        self._small_run = 1 if len(merged) < _MERGE_BELOW else 0
 
     def _write_ready(self) -> None:
         buffer = self._buffer
@@ -302,6 +328,8 @@ class StreamTransport(BaseTransport):
             done += 1
         if done:
             del buffer[:done]
+            if self._small_run > len(buffer):
+                self._small_run = len(buffer)  # the run's oldest chunks were sent
         if sent:
             buffer[0] = memoryview(buffer[0])[sent:]
         if self._protocol_paused and self._buffer_size <= self._low_water:
@@ -348,7 +376,13 @@ class StreamTransport(BaseTransport):
     # ---------------------------------------------------------------- closing
 
     def _fatal_error(self, exc: BaseException) -> None:
-        if not isinstance(exc, _DISCONNECT_ERRORS):
+        """A system call on the socket failed: the connection is over either way.
+        A peer or network that went away is news for the protocol alone
+        (``connection_lost(exc)``); anything else is a bug, also reported to
+        the loop's exception handler."""
+        if is_disconnect(exc):
+            logger.debug("%r: connection lost: %s", self, exc)
+        else:
             self._report(exc, "fatal error on transport")
         self._force_close(exc)
 
@@ -357,3 +391,16 @@ class StreamTransport(BaseTransport):
         self._server = None
         if server is not None:
             server._detach(self)
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    """Turn Nagle's algorithm off: small writes go out at once, since latency
+    matters more than packet count for request/response protocols, and netkit
+    already coalesces writes."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError as exc:
+        # macOS answers EINVAL for a connection reset before it was accepted.
+        # The option does not matter then: the first read reports the reset.
+        if not (is_disconnect(exc) or exc.errno == errno.EINVAL):
+            raise

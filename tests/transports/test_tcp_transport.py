@@ -639,6 +639,35 @@ async def test_write_of_a_wide_memoryview_counts_bytes_not_items(loop: EventLoop
     await closed_server(server)
 
 
+@pytest.mark.parametrize("use_writelines", [False, True], ids=["write", "writelines"])
+async def test_tiny_writes_behind_a_full_socket_do_not_cost_an_entry_each(loop: EventLoop, use_writelines: bool) -> None:
+    # The write buffer counts bytes; one-byte writes queued one entry each
+    # would hold some 40 bytes of bookkeeping per byte counted.
+    peers: list[Recorder] = []
+    server = await loop.create_server(lambda: peers.append(PausedReader(loop)) or peers[-1], "127.0.0.1", 0)
+    transport, client = await connect(loop, server)
+    bulk = pattern(16 * MiB)
+    transport.write(bulk)  # more than the kernel's buffers hold: the rest waits
+    assert transport.get_write_buffer_size() > 0
+    tiny = [bytes([i % 251]) for i in range(100_000)]
+    if use_writelines:
+        for start in range(0, len(tiny), 10):
+            transport.writelines(tiny[start : start + 10])
+    else:
+        for one in tiny:
+            transport.write(one)
+    # The small chunks were merged: a few hundred entries at most, not 100,000.
+    assert len(transport._buffer) <= 100_000 // 512 + 64 + 1
+    await _eventually(peers, "made")
+    peers[0].transport.resume_reading()
+    transport.write_eof()
+    await _eventually(peers, "got_eof")
+    assert peers[0].data == bulk + b"".join(tiny)
+    transport.close()
+    await client.lost
+    await closed_server(server)
+
+
 async def test_write_buffer_limits(loop: EventLoop) -> None:
     server = await echo_server(loop)
     transport, client = await connect(loop, server)

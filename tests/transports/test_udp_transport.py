@@ -12,6 +12,7 @@ import pytest
 
 import netkit
 from netkit import EventLoop
+from netkit.transports.datagram import DATAGRAM_OVERHEAD
 
 from transport_helpers import has_ipv6_loopback, pattern
 
@@ -222,9 +223,10 @@ async def test_a_full_kernel_buffer_queues_datagrams_within_the_water_marks(loop
         datagram = b"%04d" % len(sent) + bytes(996)
         transport.sendto(datagram, destination)
         sent.append(datagram)
-    # Queued, not lost; and the protocol was told to stop at the high-water mark.
-    assert len(sent) == 11
-    assert transport.get_write_buffer_size() == 11_000
+    # Queued, not lost; and the protocol was told to stop at the high-water
+    # mark, each datagram counting its payload and its bookkeeping.
+    assert len(sent) == 9
+    assert transport.get_write_buffer_size() == 9 * (1000 + DATAGRAM_OVERHEAD)
     sock.clogged = False  # the kernel has room again
     await receiver.wait(len(sent))
     assert [data for data, _ in receiver.datagrams] == sent  # in order
@@ -245,8 +247,30 @@ async def test_the_send_queue_is_bounded_even_for_a_protocol_that_ignores_pause_
     for _ in range(10 * high // len(datagram)):
         transport.sendto(datagram, ("127.0.0.1", 9))
     assert sender.pauses == 1
-    assert transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1] * 4 + len(datagram)
+    assert transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1] * 4
     assert sender.errors and all(isinstance(e, OSError) and e.errno == errno.ENOBUFS for e in sender.errors)
+    transport.abort()
+    assert transport.get_write_buffer_size() == 0
+    assert await sender.lost is None
+
+
+@pytest.mark.parametrize("payload", [b"", b"x"])
+async def test_empty_and_tiny_datagrams_count_against_the_send_queue_limits(loop: EventLoop, payload: bytes) -> None:
+    # Each queued datagram holds memory beyond its payload (the queue entry,
+    # the bytes object): 100,000 empty ones must not slip past the limits as
+    # "0 bytes" while megabytes pile up.
+    sock = CloggedSocket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    transport, sender = await loop.create_datagram_endpoint(lambda: DatagramRecorder(loop), sock=sock)
+    for _ in range(100_000):
+        transport.sendto(payload, ("127.0.0.1", 9))
+    high = transport.get_write_buffer_limits()[1]
+    assert sender.pauses == 1
+    # Every queued datagram is counted, and the count stays within the hard cap.
+    assert transport.get_write_buffer_size() == len(transport._buffer) * (len(payload) + DATAGRAM_OVERHEAD)
+    assert transport.get_write_buffer_size() <= 4 * high
+    assert len(transport._buffer) <= 4 * high // DATAGRAM_OVERHEAD
+    assert sender.errors and all(e.errno == errno.ENOBUFS for e in sender.errors)
     transport.abort()
     assert transport.get_write_buffer_size() == 0
     assert await sender.lost is None
