@@ -683,13 +683,31 @@ class FramedProtocol(Protocol):
     malformed header, EOF inside a frame) gets :meth:`framing_error` called,
     whose default logs once and closes this connection only.
 
+    A peer that sends frames faster than it reads the replies would make the
+    replies pile up in the write buffer.  When replies to its frames leave
+    that buffer above the transport's high-water mark, :meth:`replies_pile_up`
+    is called, whose default stops reading from the peer until the buffer
+    has drained (``resume_writing``), so TCP holds it back.  What the
+    protocol sends on its own, outside a delivery, pauses nothing: it is
+    the sender's to pace, with ``pause_writing``/``resume_writing``.
+
     From the transport it needs ``write``, ``writelines``, ``close``,
-    ``is_closing`` and ``get_extra_info("peername")``.  A subclass that
-    overrides ``connection_made`` or ``eof_received`` must call the base
-    method.
+    ``is_closing`` and ``get_extra_info("peername")``, and
+    ``pause_reading``/``resume_reading`` when replies pile up.  A subclass
+    that overrides ``connection_made``, ``eof_received``, ``pause_writing``
+    or ``resume_writing`` must call the base method.
     """
 
-    __slots__ = ("framer", "transport", "_delivering", "_backlog", "_failed", "_deferred_error")
+    __slots__ = (
+        "framer",
+        "transport",
+        "_delivering",
+        "_backlog",
+        "_failed",
+        "_deferred_error",
+        "_writing_paused",
+        "_paused_for_replies",
+    )
 
     def __init__(self, framer: Framer | None = None) -> None:
         self.framer: Framer = framer if framer is not None else LengthPrefixFramer()
@@ -700,6 +718,8 @@ class FramedProtocol(Protocol):
         self._backlog: list[bytes] = []
         self._failed = False
         self._deferred_error: ProtocolError | None = None
+        self._writing_paused = False  # the transport's write buffer is above its high-water mark
+        self._paused_for_replies = False  # replies_pile_up() paused reading
 
     # -- callbacks from the transport ----------------------------------------
 
@@ -738,6 +758,17 @@ class FramedProtocol(Protocol):
                 self.framing_error(exc)
         return None
 
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        if self._delivering:
+            self.replies_pile_up()  # replies to the frames being delivered filled the buffer
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._paused_for_replies:
+            self._paused_for_replies = False
+            self.transport.resume_reading()
+
     def _deliver(self, frames: list[bytes]) -> None:
         self._delivering = True
         try:
@@ -770,6 +801,20 @@ class FramedProtocol(Protocol):
     def frame_received(self, frame: bytes) -> None:
         """One whole frame arrived.  Override it: the default drops the frame."""
 
+    def replies_pile_up(self) -> None:
+        """Replies to the peer's frames are above the write buffer's high-water
+        mark: the peer sends faster than it reads.
+
+        The default stops reading from it until the buffer has drained to
+        its low-water mark, so that TCP holds it back and the buffer holds at
+        most the high-water mark plus the replies to one read.  Override it
+        to do otherwise: close the connection, say, or nothing at all for a
+        protocol whose replies are bounded some other way (then reading
+        goes on, and so does the buffer's growth).
+        """
+        self._paused_for_replies = True
+        self.transport.pause_reading()
+
     def framing_error(self, exc: ProtocolError | IncompleteReadError) -> None:
         """The peer broke the framing; no more frames will come from it.
 
@@ -795,10 +840,19 @@ class FramedProtocol(Protocol):
             self.transport.write(self.framer.encode(payload))
         else:
             self.transport.writelines(self.framer.encode_parts(payload))
+        if self._writing_paused and self._delivering:
+            self._reply_waits()
 
     def send_frames(self, payloads: Iterable[Buffer]) -> None:
         """Send several frames with a single write."""
         self.transport.write(self.framer.encode_many(payloads))
+        if self._writing_paused and self._delivering:
+            self._reply_waits()
+
+    def _reply_waits(self) -> None:
+        """A reply joined a write buffer that was already above its high-water mark."""
+        if not self._paused_for_replies:
+            self.replies_pile_up()
 
 
 class StreamReaderLike(TypingProtocol):
