@@ -607,7 +607,12 @@ class DelimitedFramer(Framer):
                     frame_end = have + found
             if frame_end < 0:
                 if have + end >= limit + delimiter_size:
-                    self._fail(FrameTooLarge(have + end, limit))
+                    # Too long.  Its size is known if its delimiter is in
+                    # this chunk, past the window searched above (which the
+                    # frames after it must not be counted with); else it is
+                    # all that has arrived.
+                    found = data.find(delimiter)
+                    self._fail(FrameTooLarge(have + (found if found >= 0 else end), limit))
                 partial += data
                 return
             if frame_end > limit:

@@ -171,6 +171,19 @@ def test_oversize_frame_delivers_earlier_frames_then_logs_once_and_closes(caplog
     assert "127.0.0.1" in record.getMessage() and "max_frame_size=100" in record.getMessage()
 
 
+def test_the_warning_for_an_overlong_line_gives_that_lines_size(caplog):
+    protocol, transport = connected(Recorder(DelimitedFramer(b"\n", max_frame_size=10)))
+    with caplog.at_level(logging.WARNING, logger="netkit"):
+        protocol.data_received(b"ok\n" + b"x" * 5)
+        # The rest of the long line, its end, and a line after it, in one read.
+        protocol.data_received(b"x" * 15 + b"\nnext\n")
+    assert protocol.frames == [b"ok"]
+    assert transport.closed
+    [record] = [r for r in caplog.records if r.name == "netkit"]
+    # The line's 20 bytes: not the 26 that arrived since it began, and not the limit.
+    assert "frame of 20 bytes exceeds max_frame_size=10 (local)" in record.getMessage()
+
+
 def test_framing_error_is_a_policy_hook():
     class Lenient(Recorder):
         def framing_error(self, exc):
