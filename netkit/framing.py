@@ -711,6 +711,7 @@ class FramedProtocol(Protocol):
         "_failed",
         "_deferred_error",
         "_writing_paused",
+        "_replies_piled_up",
         "_paused_for_replies",
     )
 
@@ -724,7 +725,8 @@ class FramedProtocol(Protocol):
         self._failed = False
         self._deferred_error: ProtocolError | None = None
         self._writing_paused = False  # the transport's write buffer is above its high-water mark
-        self._paused_for_replies = False  # replies_pile_up() paused reading
+        self._replies_piled_up = False  # replies_pile_up() was called since writing paused
+        self._paused_for_replies = False  # and, by default, paused reading
 
     # -- callbacks from the transport ----------------------------------------
 
@@ -766,10 +768,11 @@ class FramedProtocol(Protocol):
     def pause_writing(self) -> None:
         self._writing_paused = True
         if self._delivering:
-            self.replies_pile_up()  # replies to the frames being delivered filled the buffer
+            self._replies_wait()  # replies to the frames being delivered filled the buffer
 
     def resume_writing(self) -> None:
         self._writing_paused = False
+        self._replies_piled_up = False
         if self._paused_for_replies:
             self._paused_for_replies = False
             self.transport.resume_reading()
@@ -808,7 +811,8 @@ class FramedProtocol(Protocol):
 
     def replies_pile_up(self) -> None:
         """Replies to the peer's frames are above the write buffer's high-water
-        mark: the peer sends faster than it reads.
+        mark: the peer sends faster than it reads.  Called once until the
+        buffer drains (``resume_writing``).
 
         The default stops reading from it until the buffer has drained to
         its low-water mark, so that TCP holds it back and the buffer holds at
@@ -846,17 +850,19 @@ class FramedProtocol(Protocol):
         else:
             self.transport.writelines(self.framer.encode_parts(payload))
         if self._writing_paused and self._delivering:
-            self._reply_waits()
+            self._replies_wait()
 
     def send_frames(self, payloads: Iterable[Buffer]) -> None:
         """Send several frames with a single write."""
         self.transport.write(self.framer.encode_many(payloads))
         if self._writing_paused and self._delivering:
-            self._reply_waits()
+            self._replies_wait()
 
-    def _reply_waits(self) -> None:
-        """A reply joined a write buffer that was already above its high-water mark."""
-        if not self._paused_for_replies:
+    def _replies_wait(self) -> None:
+        """Replies filled the write buffer, or joined it while full: tell
+        ``replies_pile_up``, once until the buffer drains."""
+        if not self._replies_piled_up:
+            self._replies_piled_up = True
             self.replies_pile_up()
 
 

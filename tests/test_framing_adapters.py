@@ -327,10 +327,14 @@ def test_replies_pile_up_is_a_policy_hook():
     protocol, transport = on_testing_transport(Careless(batched=True))
     transport.set_write_buffer_size(64 * 1024 + 1)
     transport.feed(encode(b"one"))
-    assert calls == [64 * 1024 + 1]
+    transport.feed(encode(b"two"))
+    assert calls == [64 * 1024 + 1]  # once until the buffer drains
     assert transport.is_reading()
     transport.set_write_buffer_size(0)
     assert transport.is_reading()
+    transport.set_write_buffer_size(64 * 1024 + 2)
+    transport.feed(encode(b"three"))
+    assert calls == [64 * 1024 + 1, 64 * 1024 + 2]
 
 
 class PauseWatch:
