@@ -513,8 +513,10 @@ class WebSocketProtocol(Protocol):
         """Send one message without blocking: ``str`` as text, bytes-like as binary.
 
         Raises ``ConnectionClosed`` once a close frame has been sent or the
-        connection is gone.  Watch ``is_writing_paused()`` (or
-        ``on_pause_writing``) so as not to queue without bound.
+        connection is gone.  Answers sent from a handler method are bounded
+        for you (reading pauses when they pile up); for what you send on
+        your own, watch ``is_writing_paused()`` (or ``on_pause_writing``) so
+        as not to queue without bound.
         """
         self._queue_message(message)
         if not self._dispatching:
