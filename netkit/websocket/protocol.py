@@ -387,7 +387,9 @@ class WebSocketProtocol(Protocol):
                     return
             self._dispatching = False
             if self._held:
-                self._flush_answers()
+                self._flush()
+                if self._flow:  # _flush_answers() inlined: the hot path of a callback echo
+                    self._check_answers()
             return
         close_queued = conn.close_sent is not None  # our close frame may wait in the outbox
         events = conn.receive_data(data)
@@ -631,10 +633,14 @@ class WebSocketProtocol(Protocol):
         self._pump()
 
     def _flush_answers(self) -> None:
-        """Write what a handler sent in answer to a read; if that leaves the
-        send buffer above ``write_limit``, the peer sends more than it reads:
-        read no more of it until the buffer has drained."""
+        """Write what a handler sent in answer to a read, and check what that left."""
         self._flush()
+        self._check_answers()
+
+    def _check_answers(self) -> None:
+        """Answers to a read were just written: if the send buffer is above
+        ``write_limit``, the peer sends more than it reads, so read no more of
+        it until the buffer has drained."""
         if self._flow & _WRITING_PAUSED:
             self._answers_wait()
 
