@@ -607,7 +607,12 @@ class DelimitedFramer(Framer):
                     frame_end = have + found
             if frame_end < 0:
                 if have + end >= limit + delimiter_size:
-                    self._fail(FrameTooLarge(have + end, limit))
+                    # Too long.  Its size is known if its delimiter is in
+                    # this chunk, past the window searched above (which the
+                    # frames after it must not be counted with); else it is
+                    # all that has arrived.
+                    found = data.find(delimiter)
+                    self._fail(FrameTooLarge(have + (found if found >= 0 else end), limit))
                 partial += data
                 return
             if frame_end > limit:
@@ -683,13 +688,32 @@ class FramedProtocol(Protocol):
     malformed header, EOF inside a frame) gets :meth:`framing_error` called,
     whose default logs once and closes this connection only.
 
+    A peer that sends frames faster than it reads the replies would make the
+    replies pile up in the write buffer.  When replies to its frames leave
+    that buffer above the transport's high-water mark, :meth:`replies_pile_up`
+    is called, whose default stops reading from the peer until the buffer
+    has drained (``resume_writing``), so TCP holds it back.  What the
+    protocol sends on its own, outside a delivery, pauses nothing: it is
+    the sender's to pace, with ``pause_writing``/``resume_writing``.
+
     From the transport it needs ``write``, ``writelines``, ``close``,
-    ``is_closing`` and ``get_extra_info("peername")``.  A subclass that
-    overrides ``connection_made`` or ``eof_received`` must call the base
-    method.
+    ``is_closing`` and ``get_extra_info("peername")``, and
+    ``pause_reading``/``resume_reading`` when replies pile up.  A subclass
+    that overrides ``connection_made``, ``eof_received``, ``pause_writing``
+    or ``resume_writing`` must call the base method.
     """
 
-    __slots__ = ("framer", "transport", "_delivering", "_backlog", "_failed", "_deferred_error")
+    __slots__ = (
+        "framer",
+        "transport",
+        "_delivering",
+        "_backlog",
+        "_failed",
+        "_deferred_error",
+        "_writing_paused",
+        "_replies_piled_up",
+        "_paused_for_replies",
+    )
 
     def __init__(self, framer: Framer | None = None) -> None:
         self.framer: Framer = framer if framer is not None else LengthPrefixFramer()
@@ -700,6 +724,9 @@ class FramedProtocol(Protocol):
         self._backlog: list[bytes] = []
         self._failed = False
         self._deferred_error: ProtocolError | None = None
+        self._writing_paused = False  # the transport's write buffer is above its high-water mark
+        self._replies_piled_up = False  # replies_pile_up() was called since writing paused
+        self._paused_for_replies = False  # and, by default, paused reading
 
     # -- callbacks from the transport ----------------------------------------
 
@@ -738,6 +765,18 @@ class FramedProtocol(Protocol):
                 self.framing_error(exc)
         return None
 
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        if self._delivering:
+            self._replies_wait()  # replies to the frames being delivered filled the buffer
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._replies_piled_up = False
+        if self._paused_for_replies:
+            self._paused_for_replies = False
+            self.transport.resume_reading()
+
     def _deliver(self, frames: list[bytes]) -> None:
         self._delivering = True
         try:
@@ -770,6 +809,21 @@ class FramedProtocol(Protocol):
     def frame_received(self, frame: bytes) -> None:
         """One whole frame arrived.  Override it: the default drops the frame."""
 
+    def replies_pile_up(self) -> None:
+        """Replies to the peer's frames are above the write buffer's high-water
+        mark: the peer sends faster than it reads.  Called once until the
+        buffer drains (``resume_writing``).
+
+        The default stops reading from it until the buffer has drained to
+        its low-water mark, so that TCP holds it back and the buffer holds at
+        most the high-water mark plus the replies to one read.  Override it
+        to do otherwise: close the connection, say, or nothing at all for a
+        protocol whose replies are bounded some other way (then reading
+        goes on, and so does the buffer's growth).
+        """
+        self._paused_for_replies = True
+        self.transport.pause_reading()
+
     def framing_error(self, exc: ProtocolError | IncompleteReadError) -> None:
         """The peer broke the framing; no more frames will come from it.
 
@@ -795,10 +849,21 @@ class FramedProtocol(Protocol):
             self.transport.write(self.framer.encode(payload))
         else:
             self.transport.writelines(self.framer.encode_parts(payload))
+        if self._writing_paused and self._delivering:
+            self._replies_wait()
 
     def send_frames(self, payloads: Iterable[Buffer]) -> None:
         """Send several frames with a single write."""
         self.transport.write(self.framer.encode_many(payloads))
+        if self._writing_paused and self._delivering:
+            self._replies_wait()
+
+    def _replies_wait(self) -> None:
+        """Replies filled the write buffer, or joined it while full: tell
+        ``replies_pile_up``, once until the buffer drains."""
+        if not self._replies_piled_up:
+            self._replies_piled_up = True
+            self.replies_pile_up()
 
 
 class StreamReaderLike(TypingProtocol):

@@ -5,6 +5,13 @@
 ``drain()``s.  Both are bounded: the reader pauses the transport once its
 buffer holds more than ``limit`` bytes, and ``drain()`` waits while the
 transport's write buffer is above its high-water mark.
+
+So a handler that answers with ``write()`` then ``await drain()`` is bounded
+against a peer that sends without reading: while it waits in ``drain()`` it
+reads nothing, the reader fills to its limit and stops reading the socket,
+and TCP holds the peer back.  ``write()`` alone never waits: code that
+writes without ``drain()`` grows the write buffer for as long as the peer
+does not read, and pacing its writes is its own job.
 """
 
 from __future__ import annotations
@@ -359,7 +366,8 @@ class StreamWriter:
         return self._transport
 
     def write(self, data: bytes | bytearray | memoryview) -> None:  # replaced per instance in __init__
-        """Queue ``data`` for sending (see ``drain``)."""
+        """Queue ``data`` for sending without waiting; ``await drain()`` after
+        it, or the buffer grows for as long as the peer does not read."""
         self._transport.write(data)
 
     def writelines(self, data: Any) -> None:

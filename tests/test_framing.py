@@ -402,6 +402,31 @@ def test_delimited_line_without_end_is_refused_without_buffering_further(delimit
     assert framer.buffered_size == 0
 
 
+@pytest.mark.parametrize("delimiter", [b"\n", b"\r\n", b"<END>"])
+def test_delimited_frame_too_large_names_the_size_of_that_frame_seen_so_far(delimiter):
+    """However the stream is cut, the error gives the size of the long frame
+    as far as it has arrived: whole once its delimiter is in, never counting
+    its delimiter or the frames after it."""
+    limit = 10
+    start = len(b"ok" + delimiter)
+    long_frame = b"x" * 20
+    stream = b"ok" + delimiter + long_frame + delimiter + b"next" + delimiter
+    for cut in range(1, len(stream)):
+        framer = DelimitedFramer(delimiter, max_frame_size=limit)
+        fed = 0
+        with pytest.raises(netkit.FrameTooLarge) as caught:
+            for chunk in (stream[:cut], stream[cut:]):
+                fed += len(chunk)
+                framer.feed(chunk)
+        seen = fed - start  # bytes of the long frame and after it, up to the failing chunk's end
+        if seen >= len(long_frame) + len(delimiter):
+            expected = len(long_frame)  # its delimiter arrived: its size is known
+        else:
+            expected = seen  # no delimiter yet: what arrived of it (a part of one included)
+        assert caught.value.value == expected, cut
+        assert str(caught.value) == f"frame of {expected} bytes exceeds max_frame_size={limit} (local)"
+
+
 def test_delimited_frames_before_an_overlong_line_are_kept():
     framer = DelimitedFramer(max_frame_size=4)
     frames: list[bytes] = []

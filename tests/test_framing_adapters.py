@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 import netkit
+import netkit.testing
 from netkit.framing import (
     DelimitedFramer,
     FramedProtocol,
@@ -169,6 +171,19 @@ def test_oversize_frame_delivers_earlier_frames_then_logs_once_and_closes(caplog
     assert "127.0.0.1" in record.getMessage() and "max_frame_size=100" in record.getMessage()
 
 
+def test_the_warning_for_an_overlong_line_gives_that_lines_size(caplog):
+    protocol, transport = connected(Recorder(DelimitedFramer(b"\n", max_frame_size=10)))
+    with caplog.at_level(logging.WARNING, logger="netkit"):
+        protocol.data_received(b"ok\n" + b"x" * 5)
+        # The rest of the long line, its end, and a line after it, in one read.
+        protocol.data_received(b"x" * 15 + b"\nnext\n")
+    assert protocol.frames == [b"ok"]
+    assert transport.closed
+    [record] = [r for r in caplog.records if r.name == "netkit"]
+    # The line's 20 bytes: not the 26 that arrived since it began, and not the limit.
+    assert "frame of 20 bytes exceeds max_frame_size=10 (local)" in record.getMessage()
+
+
 def test_framing_error_is_a_policy_hook():
     class Lenient(Recorder):
         def framing_error(self, exc):
@@ -242,6 +257,168 @@ def test_framed_protocol_with_a_delimited_framer():
     assert transport.closed
     protocol.send_frame(b"OK")
     assert transport.writes == [b"OK\r\n"]
+
+
+# -- FramedProtocol: replies that pile up stop reading ---------------------------------
+#
+# On netkit.testing's RecordingTransport, the test says how full the write
+# buffer is (pause_writing/resume_writing follow the water marks) and sees
+# whether the protocol still reads.
+
+
+def on_testing_transport(protocol):
+    transport = netkit.testing.RecordingTransport(protocol)
+    return protocol, transport
+
+
+def test_replies_that_fill_the_write_buffer_stop_reading_until_it_drains():
+    protocol, transport = on_testing_transport(EchoProtocol(batched=True))
+    transport.feed(encode(b"one"))
+    assert transport.written == encode(b"one")
+    transport.set_write_buffer_size(64 * 1024 + 1)  # the peer is not reading its echoes
+    transport.feed(encode(b"two", b"three"))
+    # The echoes of that read are written, and the peer is read no more...
+    assert transport.written == encode(b"one", b"two", b"three")
+    assert not transport.is_reading()
+    transport.feed(encode(b"four"))  # ...so this stays in the kernel, as far as we know
+    assert transport.written == encode(b"one", b"two", b"three")
+    # ...until the buffer drains.
+    transport.set_write_buffer_size(0)
+    assert transport.is_reading()
+    assert transport.written == encode(b"one", b"two", b"three", b"four")
+
+
+def test_replies_sent_one_by_one_that_cross_the_high_water_mark_stop_reading():
+    class Filling(EchoProtocol):
+        def frame_received(self, frame):
+            super().frame_received(frame)
+            transport.set_write_buffer_size(64 * 1024 + 1)  # that reply filled the buffer
+
+    protocol, transport = on_testing_transport(Filling(batched=False))
+    transport.feed(encode(b"a", b"b"))
+    assert transport.written == encode(b"a", b"b")  # the rest of the batch is delivered
+    assert not transport.is_reading()
+    transport.set_write_buffer_size(0)
+    assert transport.is_reading()
+
+
+def test_a_full_buffer_of_the_protocols_own_sending_does_not_stop_reading():
+    received = []
+
+    class Uploader(FramedProtocol):
+        def frame_received(self, frame):
+            received.append(frame)  # no reply: these are answers to what it sends
+
+    protocol, transport = on_testing_transport(Uploader())
+    protocol.send_frame(b"x" * 1000)
+    transport.set_write_buffer_size(64 * 1024 + 1)
+    transport.feed(encode(b"ack"))
+    assert received == [b"ack"]
+    assert transport.is_reading()
+
+
+def test_replies_pile_up_is_a_policy_hook():
+    calls = []
+
+    class Careless(EchoProtocol):
+        def replies_pile_up(self):
+            calls.append(self.transport.get_write_buffer_size())  # and keep reading
+
+    protocol, transport = on_testing_transport(Careless(batched=True))
+    transport.set_write_buffer_size(64 * 1024 + 1)
+    transport.feed(encode(b"one"))
+    transport.feed(encode(b"two"))
+    assert calls == [64 * 1024 + 1]  # once until the buffer drains
+    assert transport.is_reading()
+    transport.set_write_buffer_size(0)
+    assert transport.is_reading()
+    transport.set_write_buffer_size(64 * 1024 + 2)
+    transport.feed(encode(b"three"))
+    assert calls == [64 * 1024 + 1, 64 * 1024 + 2]
+
+
+class PauseWatch:
+    """Records when a transport is told to stop reading, and how full its
+    write buffer and how large the protocol's largest read were then."""
+
+    def __init__(self, transport, event):
+        self.transport = transport
+        self.event = event
+        self.write_buffer_at_pause = None
+        pause = transport.pause_reading
+
+        def pause_and_tell():
+            pause()
+            if self.write_buffer_at_pause is None:
+                self.write_buffer_at_pause = transport.get_write_buffer_size()
+            event.set()
+
+        transport.pause_reading = pause_and_tell
+
+
+def small_buffer_socket(listening: bool) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    if listening:
+        sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def test_a_client_that_sends_and_never_reads_its_echoes_is_held_back(runtime):
+    """A peer that floods an echo server and never reads: the server stops
+    reading it, so TCP holds it back, and the server buffers at most its
+    high-water mark plus the echoes of one read."""
+    budget = 16 * 1024 * 1024  # far more than every buffer on the way
+    batch = encode(*[bytes(1000)] * 64)
+    watches = []
+    outcome = {"finished": False, "written": 0}
+
+    async def main():
+        settled = runtime.event()  # the server paused reading, or the client wrote its budget
+        stalled = runtime.event()  # TCP stopped taking the client's bytes
+
+        class WatchedEcho(EchoProtocol):
+            def connection_made(self, transport):
+                super().connection_made(transport)
+                watches.append(PauseWatch(transport, settled))
+
+        async def flood(writer):
+            high_water = writer.transport.get_write_buffer_limits()[1]
+            while outcome["written"] < budget:
+                writer.write(batch)
+                outcome["written"] += len(batch)
+                if writer.transport.get_write_buffer_size() > high_water:
+                    stalled.set()
+                await writer.drain()
+            outcome["finished"] = True
+            settled.set()
+
+        loop = runtime.get_running_loop()
+        server = await loop.create_server(lambda: WatchedEcho(batched=True), sock=small_buffer_socket(listening=True))
+        client = small_buffer_socket(listening=False)
+        client.connect(server.sockets[0].getsockname())
+        reader, writer = await runtime.open_connection(sock=client)
+        flooding = loop.create_task(flood(writer))
+        try:
+            await settled.wait()
+            if not outcome["finished"]:
+                await stalled.wait()
+                outcome["server_reading"] = watches[0].transport.is_reading()
+        finally:
+            flooding.cancel()
+            writer.transport.abort()
+            server.close()
+            await server.wait_closed()
+
+    runtime.run_bounded(main())
+    assert not outcome["finished"], "the client wrote its whole budget: the server never stopped reading"
+    [watch] = watches
+    # The echoes of the read that filled the buffer are there too (a read is
+    # at most 256 KiB on either loop).
+    assert watch.write_buffer_at_pause <= 64 * 1024 + 256 * 1024
+    assert outcome["server_reading"] is False
+    assert outcome["written"] < budget // 4
 
 
 # -- FramedProtocol over real sockets --------------------------------------------------

@@ -21,7 +21,7 @@ from ..errors import ConnectionClosedOK
 from ..futures import Future, wake_waiters
 from ..tasks import shield
 from .connection import OPEN, State
-from .protocol import WebSocketHandler, WebSocketProtocol
+from .protocol import _QUEUE_FULL, _WRITING_PAUSED, WebSocketHandler, WebSocketProtocol
 
 __all__ = ["WebSocket"]
 
@@ -43,7 +43,6 @@ class WebSocket(WebSocketHandler):
         self._messages: collections.deque[Message] = collections.deque()
         self._max_queue = max(1, protocol.options.max_queue)
         self._resume_at = max(0, self._max_queue // 4)
-        self._reading_paused = False
         self._full_check_scheduled = False  # a _pause_reading_if_full() call is on its way
         self._discarded = 0  # messages dropped while closing with a full queue
         self._getter: Future[None] | None = None
@@ -128,14 +127,8 @@ class WebSocket(WebSocketHandler):
         """The application is not keeping up: stop reading, so TCP pushes back on the peer."""
         self._full_check_scheduled = False
         protocol = self.protocol
-        if (
-            len(self._messages) >= self._max_queue
-            and not self._reading_paused
-            and protocol.state is OPEN
-            and not protocol.transport.is_closing()
-        ):
-            self._reading_paused = True
-            protocol.transport.pause_reading()
+        if len(self._messages) >= self._max_queue and protocol.state is OPEN:
+            protocol._set_read_flag(_QUEUE_FULL, True)
 
     async def recv(self) -> Message:
         """The next message: ``str`` for text, ``bytes`` for binary.
@@ -157,15 +150,9 @@ class WebSocket(WebSocketHandler):
                 if self._getter is getter:
                     self._getter = None
         message = messages.popleft()
-        if self._reading_paused and len(messages) <= self._resume_at:
-            self._resume_reading()
+        if len(messages) <= self._resume_at and self.protocol._flow & _QUEUE_FULL:
+            self.protocol._set_read_flag(_QUEUE_FULL, False)
         return message
-
-    def _resume_reading(self) -> None:
-        self._reading_paused = False
-        transport = self.protocol.transport
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
 
     def _no_more_messages(self) -> bool:
         conn = self.protocol.connection
@@ -183,8 +170,8 @@ class WebSocket(WebSocketHandler):
             # recv() without its call when a message is waiting: the common
             # case when messages arrive faster than they are handled.
             message = messages.popleft()
-            if self._reading_paused and len(messages) <= self._resume_at:
-                self._resume_reading()
+            if len(messages) <= self._resume_at and self.protocol._flow & _QUEUE_FULL:
+                self.protocol._set_read_flag(_QUEUE_FULL, False)
             return message
         try:
             return await self.recv()
@@ -209,7 +196,7 @@ class WebSocket(WebSocketHandler):
                 protocol._send_soon(message)  # type: ignore[arg-type]
             else:
                 protocol.send(message)  # type: ignore[arg-type]
-            if protocol._user_paused:  # drain() inlined: no coroutine per message
+            if protocol._flow & _WRITING_PAUSED:  # drain() inlined: no coroutine per message
                 await self.drain()
             return
         if isinstance(message, (str, bytes, bytearray, memoryview)):

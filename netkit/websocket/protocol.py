@@ -24,6 +24,39 @@ it: what was sent before ``close()`` is delivered.  When the peer broke the
 protocol, the data not yet started is dropped and the close frame follows
 the frame in progress: the connection has failed, and only the close frame
 still has something to say.
+
+While the transport's buffer is full, control frames wait in the protocol
+too, and a pong waits alone: RFC 6455 §5.5.3 lets an endpoint answer only
+the most recent of the pings it has not answered yet.
+
+When reading pauses, and why
+----------------------------
+Reading pauses for any of these reasons, each a bit of ``_flow``, and
+resumes once none is left; ``_update_reading`` is the one place that tells
+the transport.
+
+* *Answers wait.*  The peer sends what must be answered faster than it
+  reads the answers: the handler's answers to a read (an echo, say) leave
+  the send buffer above ``write_limit``, or a ping arrives while the pong
+  to an earlier one still waits.  Reading resumes once the send buffer has
+  drained (to a quarter of ``write_limit``), so TCP holds such a peer back
+  and the send buffer stays within ``write_limit`` plus the answers to one
+  read.
+* *The queue is full.*  The async API holds ``max_queue`` messages not yet
+  received; reading resumes once the application has caught up.
+* *The application asked*, with :meth:`WebSocketProtocol.pause_reading`.
+
+A send buffer filled by the application's own sending pauses nothing by
+itself.  The sender waits for it to drain (``await send()``,
+``on_resume_writing``), and reading on is what lets a peer that does the
+same (a client that uploads while it downloads) see its own buffer drain:
+two peers that stopped reading whenever their send buffers were full would
+wait for each other for ever.  Reading on costs nothing there, since the
+pongs owed meanwhile wait alone.
+
+While the closing handshake is under way nothing pauses reading: the
+peer's close frame is behind whatever it sent, a closing connection answers
+nothing it reads, and ``close_timeout`` bounds the wait.
 """
 
 from __future__ import annotations
@@ -71,6 +104,17 @@ _KEEPALIVE = object()
 # Close codes of a normal ending: normal closure, going away, and a close frame without a code.
 _OK_CODES = frozenset({1000, 1001, 1005})
 
+# The first byte of every pong we send: FIN and the opcode 0xA (RFC 6455 §5.2).
+_PONG_FIRST_BYTE = 0x8A
+
+# Flow control: the bits of WebSocketProtocol._flow.  The first says whether
+# writing is paused; the others why reading is (see the module's docstring).
+_WRITING_PAUSED = 1  # the send buffer went above write_limit and has not drained yet
+_ANSWERS_WAIT = 2  # answers to what the peer sends pile up in the send buffer
+_QUEUE_FULL = 4  # the async API holds max_queue messages not yet received
+_PAUSED_BY_APPLICATION = 8  # pause_reading() was called
+_READ_PAUSES = _ANSWERS_WAIT | _QUEUE_FULL | _PAUSED_BY_APPLICATION
+
 
 @dataclass
 class Options:
@@ -86,8 +130,9 @@ class Options:
     #: (TCP then pushes back on the peer).  16, as websockets.
     max_queue: int = 16
     #: High-water mark of the send buffer (transport + outbox): ``send()`` waits
-    #: and callback handlers get ``on_pause_writing`` above it.  64 KiB, as
-    #: netkit's transports; the low-water mark is a quarter of it.
+    #: and callback handlers get ``on_pause_writing`` above it, and a peer whose
+    #: answers pile up above it is no longer read.  64 KiB, as netkit's
+    #: transports; the low-water mark is a quarter of it.
     write_limit: int = 64 * 1024
     #: The opening handshake must be complete within this time (slowloris-proof).
     open_timeout: float | None = 10.0
@@ -109,7 +154,11 @@ class WebSocketHandler:
     Every method receives the connection (``ws``, a :class:`WebSocketProtocol`)
     first.  ``ws.send()`` never blocks; when the send buffer passes
     ``write_limit``, ``on_pause_writing`` is called, and ``on_resume_writing``
-    once it has drained — a handler that keeps sending regardless grows memory.
+    once it has drained.  What a handler sends in answer to a message is
+    bounded for it: when answers leave the buffer above ``write_limit``, the
+    connection stops reading until it drains.  Code that sends on its own
+    (not in answer to a message) must wait for ``on_resume_writing``, or it
+    grows memory.
     An exception raised here is logged and closes that connection with 1011.
     """
 
@@ -176,7 +225,8 @@ class WebSocketProtocol(Protocol):
         self._held = 0
         self._flush_scheduled = False
         self._transport_paused = False
-        self._user_paused = False
+        # Whether writing is paused and why reading is, as bits (_WRITING_PAUSED, ...).
+        self._flow = 0
         self._closing_transport = False
         self._lost = False
         self._close_handle: Any = None  # the closing deadline
@@ -242,7 +292,7 @@ class WebSocketProtocol(Protocol):
 
     def is_writing_paused(self) -> bool:
         """Whether the send buffer is above ``write_limit``."""
-        return self._user_paused
+        return self._flow & _WRITING_PAUSED != 0
 
     def closed_error(self) -> ConnectionClosedOK | ConnectionClosedError:
         """The exception that says how the connection ended (raised by ``recv``/``send``).
@@ -320,6 +370,11 @@ class WebSocketProtocol(Protocol):
     def _frames_received(self, data: bytes) -> None:
         conn = self._conn
         assert conn is not None
+        if self._held:
+            # Sent by the application before this read (the async API's
+            # batched send): out first, so that what is held while handling
+            # this read is only what answers it.
+            self._flush()
         message = conn.receive_message(data)
         if message is not None:
             # The common read, one small whole message: no event objects.
@@ -333,6 +388,8 @@ class WebSocketProtocol(Protocol):
             self._dispatching = False
             if self._held:
                 self._flush()
+                if self._flow:  # _flush_answers() inlined: the hot path of a callback echo
+                    self._check_answers()
             return
         close_queued = conn.close_sent is not None  # our close frame may wait in the outbox
         events = conn.receive_data(data)
@@ -366,8 +423,13 @@ class WebSocketProtocol(Protocol):
                     self.loop.call_soon(self._fail_pending)  # type: ignore[union-attr]
                 return
         self._dispatching = False
-        if replied or self._held:  # nothing to write otherwise (the async API answers later)
+        # Nothing to write otherwise (the async API answers later).
+        if self._held:
+            self._flush_answers()
+        elif replied:
             self._flush()
+        if replied and self._flow and conn.state is not OPEN:
+            self._update_reading()  # closing now: the rest must be read whatever paused it
         if conn.failure_pending:
             # The messages before a protocol violation in this read were handed
             # over: fail once their answers are queued, from the callback API
@@ -427,8 +489,7 @@ class WebSocketProtocol(Protocol):
             for _, waiter in pings.values():
                 if waiter is not None and waiter is not _KEEPALIVE and not waiter.done():
                     waiter.set_exception(error)
-        if self._user_paused:
-            self._user_paused = False
+        self._flow = 0
         self._notify_closed()
 
     def _notify_closed(self) -> None:
@@ -454,12 +515,16 @@ class WebSocketProtocol(Protocol):
         """Send one message without blocking: ``str`` as text, bytes-like as binary.
 
         Raises ``ConnectionClosed`` once a close frame has been sent or the
-        connection is gone.  Watch ``is_writing_paused()`` (or
-        ``on_pause_writing``) so as not to queue without bound.
+        connection is gone.  Answers sent from a handler method are bounded
+        for you (reading pauses when they pile up); for what you send on
+        your own, watch ``is_writing_paused()`` (or ``on_pause_writing``) so
+        as not to queue without bound.
         """
         self._queue_message(message)
-        if not self._dispatching or self._held >= _SLICE:
+        if not self._dispatching:
             self._flush()
+        elif self._held >= _SLICE:
+            self._flush_answers()  # a handler answering a read: a slice at a time
 
     def _queue_message(self, message: str | bytes | bytearray | memoryview) -> None:
         """Hand ``message`` to the connection; ``_held`` counts what waits to be flushed."""
@@ -544,10 +609,8 @@ class WebSocketProtocol(Protocol):
         if self._outbox or self._transport_paused:
             control = conn.control_to_send()  # type: ignore[union-attr]
             if control:
-                if self._frame_left:
-                    if self._control_waiting is None:
-                        self._control_waiting = []
-                    self._control_waiting.extend(control)
+                if self._frame_left or self._transport_paused:
+                    self._hold_control(control)
                 else:
                     self.transport.writelines(control)
             data = conn.data_to_send()  # type: ignore[union-attr]
@@ -569,6 +632,46 @@ class WebSocketProtocol(Protocol):
         self._enqueue(data)
         self._pump()
 
+    def _flush_answers(self) -> None:
+        """Write what a handler sent in answer to a read, and check what that left."""
+        self._flush()
+        self._check_answers()
+
+    def _check_answers(self) -> None:
+        """Answers to a read were just written: if the send buffer is above
+        ``write_limit``, the peer sends more than it reads, so read no more of
+        it until the buffer has drained."""
+        if self._flow & _WRITING_PAUSED:
+            self._answers_wait()
+
+    def _answers_wait(self) -> None:
+        if not self._flow & _ANSWERS_WAIT:
+            self._flow |= _ANSWERS_WAIT
+            self._update_reading()
+
+    def _hold_control(self, control: list[bytes]) -> None:
+        """Keep control frames until the transport may take them: at the end of
+        the frame in progress, once its buffer has drained.
+
+        RFC 6455 §5.5.3: "If an endpoint receives a Ping frame and has not yet
+        sent Pong frame(s) in response to previous Ping frame(s), the endpoint
+        MAY elect to send a Pong frame for only the most recently processed
+        Ping frame."  So a new pong replaces the one waiting, and one pong at
+        most waits; a peer that pings again before it has read that pong is
+        no longer read until the send buffer drains.
+        """
+        waiting = self._control_waiting
+        if waiting is None:
+            waiting = self._control_waiting = []
+        for frame in control:
+            if frame[0] == _PONG_FIRST_BYTE:
+                for index, held in enumerate(waiting):
+                    if held[0] == _PONG_FIRST_BYTE:
+                        del waiting[index]
+                        self._answers_wait()
+                        break
+            waiting.append(frame)
+
     def _enqueue(self, data: list[bytes]) -> None:
         outbox = self._outbox
         if outbox is None:
@@ -583,6 +686,9 @@ class WebSocketProtocol(Protocol):
         control frames held back go in as soon as a frame ends."""
         outbox = self._outbox
         transport = self.transport
+        if self._control_waiting and not self._frame_left and not self._transport_paused:
+            waiting, self._control_waiting = self._control_waiting, None
+            transport.writelines(waiting)
         while outbox and not self._transport_paused:
             buffer = outbox[0]
             if len(buffer) > _SLICE:
@@ -610,8 +716,12 @@ class WebSocketProtocol(Protocol):
                     self._control_waiting = None
             self._outbox_size -= size
             transport.writelines(batch)
-        if not outbox and not self._transport_paused and self._user_paused:
-            self._user_paused = False
+        if not outbox and not self._transport_paused and self._flow & _WRITING_PAUSED:
+            # Drained: writing resumes, and reading if answers were what waited.
+            flow = self._flow
+            self._flow = flow & ~(_WRITING_PAUSED | _ANSWERS_WAIT)
+            if flow & _ANSWERS_WAIT:
+                self._update_reading()
             self._call_handler("on_resume_writing")
         if self._closing_transport and not outbox:
             self._close_transport()
@@ -635,13 +745,50 @@ class WebSocketProtocol(Protocol):
 
     def pause_writing(self) -> None:
         self._transport_paused = True
-        if not self._user_paused:
-            self._user_paused = True
+        if not self._flow & _WRITING_PAUSED:
+            self._flow |= _WRITING_PAUSED
             self._call_handler("on_pause_writing")
 
     def resume_writing(self) -> None:
         self._transport_paused = False
         self._pump()
+
+    # ---------------------------------------------------------------- reading
+
+    def pause_reading(self) -> None:
+        """Stop reading from the peer until :meth:`resume_reading` (TCP then
+        holds it back).  Use this rather than the transport's own method: the
+        connection pauses and resumes reading for reasons of its own too
+        (answers piling up, a full queue), and reads while closing whatever
+        paused it, since the peer's close frame must get through."""
+        self._set_read_flag(_PAUSED_BY_APPLICATION, True)
+
+    def resume_reading(self) -> None:
+        """Undo :meth:`pause_reading`; reading resumes unless another reason holds it."""
+        self._set_read_flag(_PAUSED_BY_APPLICATION, False)
+
+    def _set_read_flag(self, flag: int, on: bool) -> None:
+        """Set or clear one reason to pause reading and apply the outcome."""
+        flow = self._flow
+        if bool(flow & flag) is not on:
+            self._flow = flow ^ flag
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Pause or resume the transport's reading as the reasons in ``_flow``
+        and the closing handshake say: the one place that does."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self._flow & _READ_PAUSES and not self._is_closing():
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    def _is_closing(self) -> bool:
+        """Whether the closing handshake (or the TCP close after it) is under way."""
+        conn = self._conn
+        return self._closing_transport or (conn is not None and conn.state is not OPEN)
 
     def _call_handler(self, method: str) -> None:
         try:
@@ -664,17 +811,9 @@ class WebSocketProtocol(Protocol):
         conn.close(code, reason)
         self._flush()
         self._start_closing_deadline()
-        self._read_for_close()
+        self._update_reading()  # the peer's close frame is behind whatever it sent
         if conn.should_close_transport:
             self._close_transport()
-
-    def _read_for_close(self) -> None:
-        """Read again if reading was paused (unread messages, or by the
-        handler): the peer's close frame is behind whatever it sent, and the
-        closing handshake cannot complete without it."""
-        transport = self.transport
-        if transport is not None and not transport.is_closing():
-            transport.resume_reading()
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a closing handshake."""
@@ -710,7 +849,7 @@ class WebSocketProtocol(Protocol):
             return
         self._set_data_handler(_discard)
         self._start_closing_deadline()
-        self._read_for_close()
+        self._update_reading()  # until the peer's FIN
         if transport.can_write_eof():
             transport.write_eof()
         else:
@@ -737,7 +876,7 @@ class WebSocketProtocol(Protocol):
             conn.close(1011, "internal error")
             self._flush()
             self._start_closing_deadline()
-            self._read_for_close()
+            self._update_reading()
         elif self.transport is not None:
             self.transport.abort()
         return False

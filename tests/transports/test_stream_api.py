@@ -261,6 +261,72 @@ async def test_limit_bounds_the_reader_and_pauses_the_socket(loop: EventLoop) ->
     await server.wait_closed()
 
 
+async def test_an_echo_handler_that_drains_holds_back_a_client_that_never_reads(loop: EventLoop) -> None:
+    """A handler that answers with write() and ``await drain()`` is bounded
+    against a peer that sends without reading: while it waits in drain() it
+    reads nothing, the reader fills to its limit and stops reading the
+    socket, and TCP holds the peer back."""
+    budget = 16 * 1024 * 1024  # far more than every buffer on the way
+    read_size = 64 * 1024
+    limit = 64 * 1024
+    seen: dict[str, Any] = {}
+    settled = netkit.Event()  # the server stopped reading, or the client wrote its budget
+    stalled = netkit.Event()  # TCP stopped taking the client's bytes
+
+    async def echo(reader: StreamReader, writer: StreamWriter) -> None:
+        transport = writer.transport
+        seen["reader"], seen["transport"] = reader, transport
+        pause = transport.pause_reading
+
+        def pause_and_tell() -> None:
+            pause()
+            settled.set()
+
+        transport.pause_reading = pause_and_tell
+        try:
+            while data := await reader.read(read_size):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass  # the test drops the client at the end
+
+    async def flood(writer: StreamWriter) -> bool:
+        high_water = writer.transport.get_write_buffer_limits()[1]
+        chunk = pattern(64 * 1024)
+        for _ in range(budget // len(chunk)):
+            writer.write(chunk)
+            if writer.transport.get_write_buffer_size() > high_water:
+                stalled.set()
+            await writer.drain()
+        settled.set()
+        return True
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    server = await netkit.start_server(echo, sock=listener, limit=limit)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client.connect(("127.0.0.1", port_of(server)))
+    reader, writer = await netkit.open_connection(sock=client)
+    writer.transport.pause_reading()  # never reads the echoes
+    flooding = loop.create_task(flood(writer))
+    await settled.wait()
+    assert not flooding.done(), "the client wrote its whole budget: the server never stopped reading"
+    await stalled.wait()
+    transport = seen["transport"]
+    assert not transport.is_reading()
+    # At most the high-water mark plus one echo, and the limit plus one read.
+    assert transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1] + read_size
+    assert len(seen["reader"]._buffer) <= limit + 256 * 1024
+    flooding.cancel()
+    writer.transport.abort()
+    server.close()
+    await server.wait_closed()
+
+
 class PausedReader(Recorder):
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)

@@ -284,7 +284,7 @@ def test_close_completes_cleanly_while_unread_messages_have_paused_reading() -> 
         async def handler(ws: WebSocket) -> None:
             # Read nothing: the queue fills, and reading pauses.  (No ping
             # here: its pong may be stuck behind the unread messages.)
-            while not ws._reading_paused:
+            while ws.protocol.transport.is_reading():
                 await netkit.sleep(0.001)
             await ws.close()
             outcome.update(state=ws.state, code=ws.close_code)

@@ -11,7 +11,17 @@ import resource
 import socket
 
 import netkit
-from netkit.websocket import State, WebSocket, broadcast, connect, serialize_frame, serve
+from netkit.websocket import (
+    State,
+    WebSocket,
+    WebSocketHandler,
+    WebSocketProtocol,
+    accept_key,
+    broadcast,
+    connect,
+    serialize_frame,
+    serve,
+)
 from netkit.websocket.frames import BINARY, CLOSE, PING, PONG, TEXT
 
 from ws_loop_helpers import RawClient, close_code_of, port_of, run, small_buffer_listener, uri_of
@@ -306,5 +316,309 @@ def test_a_failed_connection_sends_its_close_frame_after_the_frame_in_progress_o
         assert close_code_of(frame) == 1002
         # The megabytes not yet started were dropped, not sent first.
         assert data_frames <= 1
+
+    run(scenario())
+
+
+# ------------------------------------------------ peers that send, never read
+#
+# A peer that keeps sending while it reads nothing makes every answer (a pong
+# to each ping, an echo to each message) wait in our send buffer.  Once that
+# buffer is over write_limit the connection stops reading, so TCP pushes back
+# on the peer instead of our memory growing with what it sends.
+
+PING_BATCH_SIZE = 500  # pings per write of the flooding peer (about 65 KB)
+FLOOD_BUDGET = 8 * MiB  # the most a flooding peer writes: far more than every buffer on the way
+
+
+class ReadCounter:
+    """Counts what a transport hands its protocol: all the bytes, and the largest read."""
+
+    def __init__(self, transport) -> None:
+        self.total = 0
+        self.largest = 0
+        deliver = transport._data_received
+
+        def counting(data: bytes) -> None:
+            self.total += len(data)
+            self.largest = max(self.largest, len(data))
+            deliver(data)
+
+        transport._data_received = counting
+
+
+class Flood:
+    """A peer that writes ``batch`` again and again and never reads, up to
+    ``budget`` bytes.  ``stalled`` is set once TCP stops taking its bytes
+    (its writer's buffer passes the high-water mark); ``settled``, shared
+    with the test, once it stalled or wrote its whole budget."""
+
+    def __init__(self, writer: netkit.StreamWriter, batch: bytes, settled: netkit.Event, budget: int = FLOOD_BUDGET) -> None:
+        self.writer = writer
+        self.batch = batch
+        self.budget = budget
+        self.finished = False  # the whole budget was written
+        self.stalled = netkit.Event()
+        self.settled = settled
+        self.task = netkit.create_task(self._write())
+
+    async def _write(self) -> None:
+        writer = self.writer
+        high_water = writer.transport.get_write_buffer_limits()[1]
+        written = 0
+        while written < self.budget:
+            writer.write(self.batch)
+            written += len(self.batch)
+            if writer.transport.get_write_buffer_size() > high_water:
+                self.stalled.set()
+            await writer.drain()
+        self.finished = True
+        self.settled.set()
+
+
+def watch_pause(transport, settled: netkit.Event) -> None:
+    """Set ``settled`` when ``transport`` is told to stop reading."""
+    pause = transport.pause_reading
+
+    def pause_and_tell() -> None:
+        pause()
+        settled.set()
+
+    transport.pause_reading = pause_and_tell
+
+
+def masked_pings(count: int = PING_BATCH_SIZE) -> bytes:
+    return b"".join(serialize_frame(PING, bytes(125), mask=True) for _ in range(count))
+
+
+async def assert_flood_stops_reading(protocol, reads: ReadCounter, flood: Flood, write_limit: int) -> None:
+    """``protocol`` stops reading the flooding peer while its send buffer holds
+    at most write_limit plus the answers to one read, and reads nothing more
+    while the peer goes on writing until TCP stalls it."""
+    await flood.settled.wait()
+    assert not flood.finished, "the flooding peer wrote its whole budget: nothing stopped reading it"
+    consumed = reads.total
+    await flood.stalled.wait()
+    assert not protocol.transport.is_reading()
+    assert reads.total == consumed
+    assert protocol.write_buffer_size <= write_limit + reads.largest
+    # What was read is what it took to fill the buffers on the way: a small
+    # part of what the peer meant to write.
+    assert consumed < flood.budget // 8
+    flood.task.cancel()
+
+
+def test_a_ping_flood_from_a_client_that_never_reads_stops_the_async_server_reading() -> None:
+    async def scenario() -> None:
+        write_limit = 16 * 1024
+        seen: dict[str, object] = {}
+        opened = netkit.Event()
+
+        async def echo(ws: WebSocket) -> None:
+            seen["protocol"] = ws.protocol
+            seen["reads"] = ReadCounter(ws.protocol.transport)
+            opened.set()
+            async for message in ws:
+                await ws.send(message)
+
+        sock = small_buffer_listener()
+        async with await serve(echo, sock=sock, write_limit=write_limit, ping_interval=None, close_timeout=1) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            raw.stop_reading()
+            await opened.wait()
+            settled = netkit.Event()
+            watch_pause(seen["protocol"].transport, settled)
+            flood = Flood(raw.writer, masked_pings(), settled)
+            await assert_flood_stops_reading(seen["protocol"], seen["reads"], flood, write_limit)
+            raw.close()
+
+    run(scenario())
+
+
+def test_a_ping_flood_from_a_client_that_never_reads_stops_a_callback_server_reading() -> None:
+    async def scenario() -> None:
+        write_limit = 16 * 1024
+        seen: dict[str, object] = {}
+        opened = netkit.Event()
+
+        class Quiet(WebSocketHandler):
+            def on_open(self, ws: WebSocketProtocol) -> None:
+                seen["protocol"] = ws
+                seen["reads"] = ReadCounter(ws.transport)
+                opened.set()
+
+        sock = small_buffer_listener()
+        async with await serve(Quiet, sock=sock, write_limit=write_limit, ping_interval=None, close_timeout=1) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            raw.stop_reading()
+            await opened.wait()
+            settled = netkit.Event()
+            watch_pause(seen["protocol"].transport, settled)
+            flood = Flood(raw.writer, masked_pings(), settled)
+            await assert_flood_stops_reading(seen["protocol"], seen["reads"], flood, write_limit)
+            raw.close()
+
+    run(scenario())
+
+
+def test_a_callback_echo_that_ignores_pause_writing_stops_reading_a_client_that_never_reads() -> None:
+    async def scenario() -> None:
+        write_limit = 16 * 1024
+        seen: dict[str, object] = {}
+        opened = netkit.Event()
+
+        class CarelessEcho(WebSocketHandler):
+            """Echoes every message, never looking at on_pause_writing."""
+
+            def on_open(self, ws: WebSocketProtocol) -> None:
+                seen["protocol"] = ws
+                seen["reads"] = ReadCounter(ws.transport)
+                opened.set()
+
+            def on_message(self, ws: WebSocketProtocol, message: str | bytes) -> None:
+                ws.send(message)
+
+        messages = b"".join(serialize_frame(BINARY, bytes(1024), mask=True) for _ in range(64))
+        sock = small_buffer_listener()
+        async with await serve(CarelessEcho, sock=sock, write_limit=write_limit, ping_interval=None, close_timeout=1) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            raw.stop_reading()
+            await opened.wait()
+            settled = netkit.Event()
+            watch_pause(seen["protocol"].transport, settled)
+            flood = Flood(raw.writer, messages, settled)
+            await assert_flood_stops_reading(seen["protocol"], seen["reads"], flood, write_limit)
+            raw.close()
+
+    run(scenario())
+
+
+def small_buffer_connections(size: int = 4096) -> None:
+    """Make the running loop's ``create_connection`` (which ``connect`` uses)
+    open sockets with small kernel buffers, like ``small_buffer_listener``."""
+    loop = netkit.get_running_loop()
+    create_connection = loop.create_connection
+
+    async def create_small_connection(factory, host=None, port=None, **options):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        sock.connect((host, port))  # loopback: immediate
+        return await create_connection(factory, sock=sock, **options)
+
+    loop.create_connection = create_small_connection  # type: ignore[method-assign]
+
+
+def test_a_client_facing_a_server_that_floods_pings_and_never_reads_stops_reading() -> None:
+    async def scenario() -> None:
+        write_limit = 16 * 1024
+        settled = netkit.Event()
+        go = netkit.Event()
+        floods: list[Flood] = []
+
+        async def hostile(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept_key(key.decode()).encode() + b"\r\n\r\n"
+            )
+            writer.transport.pause_reading()  # it never reads the pongs
+            await go.wait()
+            pings = b"".join(serialize_frame(PING, bytes(125)) for _ in range(PING_BATCH_SIZE))
+            floods.append(Flood(writer, pings, settled))
+            await floods[0].task
+
+        small_buffer_connections()
+        server = await netkit.start_server(hostile, sock=small_buffer_listener())
+        port = server.sockets[0].getsockname()[1]
+        ws = await connect(f"ws://127.0.0.1:{port}/", write_limit=write_limit, ping_interval=None, close_timeout=1)
+        try:
+            reads = ReadCounter(ws.protocol.transport)
+            watch_pause(ws.protocol.transport, settled)
+            go.set()
+            await settled.wait()
+            await assert_flood_stops_reading(ws.protocol, reads, floods[0], write_limit)
+        finally:
+            ws.protocol.abort()
+            server.close()
+            await server.wait_closed()
+
+    run(scenario())
+
+
+def test_a_client_that_sends_while_it_receives_does_not_deadlock_an_echo_server() -> None:
+    """Both ends fill their send buffers at once: the client uploads faster
+    than the server echoes, and reads the echoes as they come.  A connection
+    that stopped reading whenever its send buffer was full would wait for
+    the other for ever; only answers piling up pause reading."""
+
+    async def scenario() -> None:
+        count = 64
+        size = 64 * 1024  # 4 MiB each way: far more than every buffer on the way
+
+        async def echo(ws: WebSocket) -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        def message(index: int) -> bytes:
+            return index.to_bytes(4, "big") * (size // 4)
+
+        small_buffer_connections()
+        sock = small_buffer_listener()
+        async with await serve(echo, sock=sock, max_queue=4, ping_interval=None, close_timeout=1) as server:
+            async with connect(uri_of(server), ping_interval=None, close_timeout=1) as ws:
+
+                async def upload() -> None:
+                    for index in range(count):
+                        await ws.send(message(index))
+
+                uploader = netkit.create_task(upload())
+                for index in range(count):
+                    assert await ws.recv() == message(index)
+                await uploader
+
+    run(scenario())
+
+
+def test_the_closing_handshake_completes_after_a_flood_stopped_reading() -> None:
+    async def scenario() -> None:
+        write_limit = 16 * 1024
+        seen: dict[str, object] = {}
+        opened = netkit.Event()
+        closed = netkit.Event()
+
+        async def handler(ws: WebSocket) -> None:
+            seen["protocol"] = ws.protocol
+            seen["reads"] = ReadCounter(ws.protocol.transport)
+            opened.set()
+            await ws.wait_closed()
+            seen["code"] = ws.close_code
+            closed.set()
+
+        sock = small_buffer_listener()
+        async with await serve(handler, sock=sock, write_limit=write_limit, ping_interval=None, close_timeout=5) as server:
+            raw = await RawClient.open(port_of(server), buffer_size=4096)
+            raw.stop_reading()
+            await opened.wait()
+            settled = netkit.Event()
+            watch_pause(seen["protocol"].transport, settled)
+            flood = Flood(raw.writer, masked_pings(), settled)
+            await assert_flood_stops_reading(seen["protocol"], seen["reads"], flood, write_limit)
+            # The server closes: it reads again, through the pings, to the
+            # client's close frame (written behind them), and answers nothing.
+            seen["protocol"].close(1001, "going away")
+            raw.send_close(1000)
+            frame = await raw.read_until_close()
+            assert close_code_of(frame) == 1001
+            raw.writer.write_eof()  # the server waits for this FIN before it closes TCP
+            await closed.wait()
+            raw.close()
+        # The client's close frame was read: the handshake completed, no timeout.
+        assert seen["code"] == 1000
 
     run(scenario())

@@ -8,11 +8,23 @@ import pytest
 
 import netkit
 from netkit import ConnectionClosedError, ConnectionClosedOK, InvalidStateError
-from netkit.websocket import Options, Role, State, WebSocket, WebSocketHandler, WebSocketProtocol, connect, serve
+from netkit.testing import RecordingTransport
+from netkit.websocket import (
+    FrameParser,
+    Options,
+    Role,
+    State,
+    WebSocket,
+    WebSocketHandler,
+    WebSocketProtocol,
+    connect,
+    serialize_frame,
+    serve,
+)
 from netkit.websocket.frames import BINARY, PING, PONG
-from netkit.websocket import serialize_frame
+from netkit.websocket.server import ServerProtocol, _server_state
 
-from ws_loop_helpers import RawClient, port_of, run, small_buffer_listener, uri_of
+from ws_loop_helpers import RawClient, opening_request, port_of, run, small_buffer_listener, uri_of
 
 
 class Recorder(WebSocketHandler):
@@ -341,5 +353,154 @@ def test_a_burst_of_small_messages_arrives_whole_and_in_order() -> None:
                 await ws.send("go")
                 for index in range(3000):
                     assert await ws.recv() == index.to_bytes(4, "big") * 16
+
+    run(scenario())
+
+
+# --------------------------------------------- when reading pauses, and why
+#
+# The connection runs on a RecordingTransport here: the test plays the peer
+# byte by byte and says how full the send buffer is, so every decision to
+# pause or resume reading can be checked exactly.
+
+KIB = 1024
+
+
+def opened_server(handler: WebSocketHandler, **options: object) -> tuple[ServerProtocol, RecordingTransport]:
+    """A server connection past its opening handshake, on a RecordingTransport."""
+    protocol = ServerProtocol(_server_state(handler, ping_interval=None, **options))
+    transport = RecordingTransport(protocol)
+    request, _ = opening_request()
+    transport.feed(request)
+    assert protocol.state is State.OPEN
+    transport.clear()
+    return protocol, transport
+
+
+def frames_in(data: bytes) -> list[tuple[int, bytes]]:
+    parser = FrameParser(expect_masked=False, max_message_size=None)
+    return [(frame.opcode, frame.payload) for frame in parser.feed(bytes(data))]
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    return serialize_frame(opcode, payload, mask=True)
+
+
+class Echo(WebSocketHandler):
+    def on_message(self, ws: WebSocketProtocol, message: str | bytes) -> None:
+        ws.send(message)
+
+
+def test_pings_while_our_own_sending_fills_the_buffer_get_one_pong_and_reading_goes_on() -> None:
+    async def scenario() -> None:
+        protocol, transport = opened_server(WebSocketHandler(), write_limit=16 * KIB)
+        transport.set_write_buffer_size(17 * KIB)  # what the application sent fills it
+        assert protocol.is_writing_paused()
+        transport.feed(client_frame(PING, b"1"))
+        # The pong waits for room; a lone ping is no reason to stop reading.
+        assert frames_in(transport.written) == []
+        assert transport.is_reading()
+        # A second ping before the first pong could go out: RFC 6455 §5.5.3
+        # lets the pong answer the latest only, and the peer is pinging
+        # faster than it reads, so reading stops until the buffer drains.
+        transport.feed(client_frame(PING, b"2"))
+        assert frames_in(transport.written) == []
+        assert not transport.is_reading()
+        transport.feed(client_frame(PING, b"3"))  # held back by the transport, as the kernel would
+        transport.set_write_buffer_size(0)
+        assert not protocol.is_writing_paused()
+        assert transport.is_reading()
+        # Once drained: one pong for "2", then (reading again) one for "3".
+        assert frames_in(transport.written) == [(PONG, b"2"), (PONG, b"3")]
+
+    run(scenario())
+
+
+def test_answers_that_fill_the_buffer_stop_reading_until_it_drains() -> None:
+    async def scenario() -> None:
+        protocol, transport = opened_server(Echo(), write_limit=16 * KIB)
+        transport.feed(client_frame(BINARY, b"a" * 100))
+        assert frames_in(transport.written) == [(BINARY, b"a" * 100)]
+        assert transport.is_reading()
+        transport.set_write_buffer_size(17 * KIB)  # the peer is not reading its echoes
+        transport.clear()
+        transport.feed(client_frame(BINARY, b"b" * 100))
+        # The echo waits in the outbox, and the connection reads no more.
+        assert frames_in(transport.written) == []
+        assert protocol.write_buffer_size == 17 * KIB + 102
+        assert not transport.is_reading()
+        transport.set_write_buffer_size(0)
+        assert frames_in(transport.written) == [(BINARY, b"b" * 100)]
+        assert transport.is_reading()
+
+    run(scenario())
+
+
+def test_the_application_pause_holds_until_the_application_resumes() -> None:
+    async def scenario() -> None:
+        protocol, transport = opened_server(Echo(), write_limit=16 * KIB)
+        protocol.pause_reading()
+        assert not transport.is_reading()
+        # Answers piling up, then draining, do not lift the application's pause.
+        transport.set_write_buffer_size(17 * KIB)
+        protocol.resume_reading()
+        transport.feed(client_frame(BINARY, b"x"))
+        assert not transport.is_reading()  # the echo waits: that pause holds now
+        protocol.pause_reading()
+        transport.set_write_buffer_size(0)
+        assert not transport.is_reading()
+        protocol.resume_reading()
+        assert transport.is_reading()
+
+    run(scenario())
+
+
+def test_closing_reads_whatever_paused_reading() -> None:
+    async def scenario() -> None:
+        recorder = Recorder(echo=False)
+        protocol, transport = opened_server(recorder, write_limit=16 * KIB)
+        transport.set_write_buffer_size(17 * KIB)
+        transport.feed(client_frame(PING, b"1") + client_frame(PING, b"2"))
+        protocol.pause_reading()
+        assert not transport.is_reading()
+        transport.feed(client_frame(BINARY, b"before the close") + client_frame(0x8, (1000).to_bytes(2, "big")))
+        protocol.close(1001, "going away")
+        # The peer's close frame is behind what it sent: it is read now.
+        assert ("closing", 1000, "") in recorder.calls
+        assert ("message", b"before the close") in recorder.calls
+        assert protocol.connection.close_was_clean
+
+    run(scenario())
+
+
+def test_what_an_async_application_sent_before_a_read_is_not_taken_for_answers_to_it() -> None:
+    async def scenario() -> None:
+        go = netkit.Event()
+        done = netkit.Event()
+        peers: list[RecordingTransport] = []
+
+        async def handler(ws: WebSocket) -> None:
+            await go.wait()
+            # A message waits in the queue, so this send is batched: held
+            # until the loop's next turn rather than written at once.
+            await ws.send(b"own")
+            # Before that turn, the buffer fills and the peer's next read comes.
+            transport = peers[0]
+            transport.set_write_buffer_size(17 * KIB)
+            transport.feed(client_frame(BINARY, b"next"))
+            done.set()
+            await ws.wait_closed()
+
+        protocol, transport = opened_server(handler, write_limit=16 * KIB)  # type: ignore[arg-type]
+        peers.append(transport)
+        transport.feed(client_frame(BINARY, b"queued"))
+        go.set()
+        await done.wait()
+        # The batched send waits for room, and it is no reason to stop reading.
+        assert protocol.write_buffer_size == 17 * KIB + len(b"own") + 2
+        assert transport.is_reading()
+        transport.set_write_buffer_size(0)
+        assert frames_in(transport.written) == [(BINARY, b"own")]
+        transport.abort()
 
     run(scenario())

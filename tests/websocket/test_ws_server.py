@@ -373,6 +373,48 @@ def test_a_message_over_max_message_size_names_the_limit_side_and_values() -> No
     run(scenario())
 
 
+@pytest.mark.parametrize("api", ["async", "callback"])
+@pytest.mark.parametrize("arrival", ["one read", "fragment by fragment", "byte by byte"])
+def test_the_warning_for_a_fragmented_message_over_the_limit_gives_the_message_size(api: str, arrival: str) -> None:
+    """Not the size of the fragment that went over, nor the limit: the size
+    of the message so far, all fragments together."""
+
+    async def scenario() -> None:
+        records = RecordingHandler()
+        logging.getLogger("netkit.websocket").addHandler(records)
+        handler = echo if api == "async" else WebSocketHandler
+        fragments = [
+            serialize_frame(TEXT, b"a" * 600, fin=False, mask=True),
+            serialize_frame(0x0, b"b" * 300, fin=False, mask=True),
+            serialize_frame(0x0, b"c" * 300, fin=True, mask=True),
+        ]
+        wire = b"".join(fragments)
+        try:
+            async with await serve(handler, "127.0.0.1", 0, max_message_size=1000, ping_interval=None) as server:
+                raw = await RawClient.open(port_of(server))
+                if arrival == "one read":
+                    pieces = [wire]
+                elif arrival == "fragment by fragment":
+                    pieces = fragments
+                else:
+                    pieces = [wire[i : i + 1] for i in range(len(wire))]
+                for piece in pieces:
+                    raw.writer.write(piece)
+                    await raw.writer.drain()
+                frame = await raw.read_until_close()
+                raw.close()
+        finally:
+            logging.getLogger("netkit.websocket").removeHandler(records)
+        assert close_code_of(frame) == 1009
+        assert frame.payload[2:] == b"max_message_size=1000 exceeded"
+        # 600 + 300 fit; the third fragment makes it 1200.
+        expected = "message of 1200 bytes exceeds max_message_size=1000 (local)"
+        [warning] = [message for message in records.messages() if "exceeds" in message]
+        assert warning.endswith(f": {expected}")
+
+    run(scenario())
+
+
 def test_close_reasons_never_echo_what_the_peer_sent() -> None:
     async def scenario() -> None:
         async with await serve(echo, "127.0.0.1", 0, ping_interval=None) as server:
