@@ -12,6 +12,9 @@ answer.  The server sees the FIN as ``eof_received()``; returning ``True``
 keeps the connection open so it can still reply, then it closes its side.
 This is how ``sort`` or ``wc`` over a socket would work, and what
 ``shutdown(SHUT_WR)`` does.
+
+A request that ends only at EOF has to be held whole until then, so the
+server bounds it: past ``--max-request-size`` bytes the connection is cut.
 """
 
 from __future__ import annotations
@@ -20,17 +23,30 @@ import argparse
 import sys
 
 from _common import listening_on, netkit, stop_on_signals
+from netkit.framing import DEFAULT_MAX_FRAME_SIZE
+
+# The largest request held in memory: the same 16 MiB as the framed echo's
+# largest frame, a hundred times the 1.3 MB request of the demo.
+DEFAULT_MAX_REQUEST_SIZE = DEFAULT_MAX_FRAME_SIZE
 
 
 class WordCounter(netkit.Protocol):
     """Collects the request until the client's FIN, then answers with a report
     and the request sorted line by line."""
 
+    def __init__(self, max_request_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
+        self.max_request_size = max_request_size
+
     def connection_made(self, transport: netkit.StreamTransport) -> None:
         self.transport = transport
         self.request = bytearray()
 
     def data_received(self, data: bytes) -> None:
+        if len(self.request) + len(data) > self.max_request_size:
+            peer = self.transport.get_extra_info("peername")
+            print(f"server: request over {self.max_request_size} bytes from {peer}: connection cut", file=sys.stderr, flush=True)
+            self.transport.abort()  # nothing useful to answer; drop what is buffered
+            return
         self.request += data  # the request ends at EOF, not at any byte pattern
 
     def eof_received(self) -> bool:
@@ -57,12 +73,12 @@ async def ask(host: str, port: int, request: bytes) -> int:
     return 0 if body == expected else 1
 
 
-async def main(host: str, port: int, serve: bool, connect: bool, lines: int) -> int:
+async def main(host: str, port: int, serve: bool, connect: bool, lines: int, max_request_size: int) -> int:
     request = b"".join(b"line %06d of the request\n" % ((i * 7919) % lines) for i in range(lines))
     if connect:
         return await ask(host, port, request)
     loop = netkit.get_running_loop()
-    server = await loop.create_server(WordCounter, host, port)
+    server = await loop.create_server(lambda: WordCounter(max_request_size), host, port)
     print(f"half-close server listening on {listening_on(server)}", flush=True)
     if serve:
         stop = netkit.Event()
@@ -86,5 +102,11 @@ if __name__ == "__main__":
     mode.add_argument("--serve", action="store_true", help="only run the server, until SIGINT/SIGTERM")
     mode.add_argument("--connect", action="store_true", help="only run the client, against --host/--port")
     parser.add_argument("--lines", type=int, default=50_000, help="lines in the request")
+    parser.add_argument(
+        "--max-request-size",
+        type=int,
+        default=DEFAULT_MAX_REQUEST_SIZE,
+        help=f"largest request the server holds, in bytes (default {DEFAULT_MAX_REQUEST_SIZE:,})",
+    )
     args = parser.parse_args()
-    sys.exit(netkit.run(main(args.host, args.port, args.serve, args.connect, args.lines)))
+    sys.exit(netkit.run(main(args.host, args.port, args.serve, args.connect, args.lines, args.max_request_size)))

@@ -4,7 +4,10 @@
 
 Every byte a client sends comes straight back.  The protocol's methods are
 called by the transport: ``data_received`` for each chunk that arrives (chunks
-keep no message boundaries: see examples/sticky_packets.py).
+keep no message boundaries: see examples/sticky_packets.py), and
+``pause_writing``/``resume_writing`` when the echoes pile up because the
+client is not reading them.  Reading pauses meanwhile, so such a client is
+held back by TCP instead of filling this server's memory.
 """
 
 from __future__ import annotations
@@ -22,6 +25,16 @@ class EchoProtocol(netkit.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
+
+    # Flow control: above the transport's high-water mark (64 KiB of unsent
+    # echoes) stop reading, so the client waits instead of this process
+    # buffering everything it sends; go on once the echoes have drained.
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
 
 
 async def main(host: str, port: int) -> None:

@@ -24,6 +24,15 @@ class UDPEcho(netkit.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.transport.sendto(data, addr)
 
+    # While answers wait for room in the kernel's send buffer, take no new
+    # datagrams: the kernel drops what overflows, rather than this queue.
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
     def error_received(self, exc: OSError) -> None:
         print(f"error: {exc}", flush=True)
 

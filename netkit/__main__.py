@@ -128,7 +128,27 @@ class _StdinLines:
 # --------------------------------------------------------------------- echo
 
 
-class _TCPEcho(Protocol):
+class _ReadOnlyWhatCanBeAnswered:
+    """Flow control for an echo: reading pauses while writing is paused.
+
+    Every byte read becomes a byte to write, so a peer that sends without
+    reading its echoes would otherwise make the write buffer grow without
+    bound.  The transport calls ``pause_writing`` above its high-water mark;
+    reading stops there, the kernel's buffers fill, and TCP holds the peer
+    back (for UDP, the kernel drops what overflows).
+    """
+
+    __slots__ = ()
+    transport: Any
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+
+class _TCPEcho(_ReadOnlyWhatCanBeAnswered, Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
@@ -136,7 +156,7 @@ class _TCPEcho(Protocol):
         self.transport.write(data)
 
 
-class _UDPEcho(DatagramProtocol):
+class _UDPEcho(_ReadOnlyWhatCanBeAnswered, DatagramProtocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
@@ -144,7 +164,7 @@ class _UDPEcho(DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
-class _FramedEcho(FramedProtocol):
+class _FramedEcho(_ReadOnlyWhatCanBeAnswered, FramedProtocol):
     def frames_received(self, frames: list[bytes]) -> None:
         self.send_frames(frames)  # one write for every frame of one read
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from nonreading_client import connect_small_window, flood, length_prefixed_frame, masked_binary_frame, websocket_handshake
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Bounds for a subprocess to answer on a busy machine; reaching one means the
@@ -181,6 +183,61 @@ def test_echo_framed_closes_a_connection_over_max_size() -> None:
         with socket.create_connection(("127.0.0.1", server.port), timeout=PROCESS_TIMEOUT) as client:
             client.sendall(struct.pack("!I", 11))
             assert client.recv(1) == b""  # refused at the header, before any body
+
+
+# What a client that never reads sends, per echo server: raw bytes, 64 KiB
+# frames, WebSocket binary messages, and WebSocket pings (each answered by a
+# pong that the server must write whether or not the client reads).
+FLOODS = {
+    "raw": b"x" * 65536,
+    "framed": length_prefixed_frame(b"x" * 65532),
+    "ws-messages": masked_binary_frame(b"x" * 65000),
+    "ws-pings": (bytes([0x89, 0x80 | 125]) + b"\0" * 4 + b"p" * 125) * 512,  # RFC 6455 §5.5: 125 bytes at most
+}
+PONGS_PENDING = pytest.mark.xfail(
+    strict=False, reason="the WebSocket shell keeps reading pings while its pongs cannot be written"
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "unit"),
+    [
+        ("--tcp", "raw"),
+        ("--framed", "framed"),
+        ("--ws", "ws-messages"),
+        pytest.param("--ws", "ws-pings", marks=PONGS_PENDING),
+    ],
+)
+def test_echo_server_stops_reading_from_a_client_that_does_not_read(mode: str, unit: str) -> None:
+    """A client that sends 64 MiB and reads nothing: the server must stop
+    reading once its replies back up, not buffer them all."""
+    with netkit_server("echo", mode) as server:
+        with connect_small_window(server.port) as client:
+            if mode == "--ws":
+                websocket_handshake(client, f"127.0.0.1:{server.port}")
+            result = flood(server.process.pid, client, FLOODS[unit])
+        result.check_bounded()
+
+
+def test_udp_echo_pauses_reading_while_its_sends_are_queued() -> None:
+    """UDP has no window, but the transport's send queue has water marks: the
+    echo stops taking datagrams while its answers wait in that queue."""
+    from netkit.__main__ import _UDPEcho
+
+    calls: list[str] = []
+
+    class Transport:
+        def pause_reading(self) -> None:
+            calls.append("pause_reading")
+
+        def resume_reading(self) -> None:
+            calls.append("resume_reading")
+
+    echo = _UDPEcho()
+    echo.connection_made(Transport())
+    echo.pause_writing()
+    echo.resume_writing()
+    assert calls == ["pause_reading", "resume_reading"]
 
 
 def test_send_framed_round_trips_lines_through_echo_framed() -> None:

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 
+from nonreading_client import connect_small_window, flood, length_prefixed_frame
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -216,3 +218,14 @@ def test_framed_echo_server_stops_reading_from_a_client_that_does_not_read_its_e
     # The replies waiting to be sent passed the transport's 64 KiB high-water
     # mark by at most one read's worth (256 KiB) before reading paused.
     assert 64 * 1024 < server.largest_backlog <= (64 + 256) * 1024 + len(payload)
+
+
+def test_framed_echo_server_holds_its_memory_against_a_client_that_does_not_read():
+    """The same, from outside: 64 MiB of frames sent, no echo read; the
+    server stops reading instead of buffering the echoes."""
+    with framed_echo_server() as server:
+        with connect_small_window(server.port) as client:
+            result = flood(server.process.pid, client, length_prefixed_frame(b"x" * 65532))
+        status, _, err = server.stop()
+    result.check_bounded()
+    assert status == 0, err

@@ -13,6 +13,8 @@ from typing import Iterator
 
 import pytest
 
+from nonreading_client import connect_small_window, flood
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
 LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)\s*$")
 TIMEOUT = 15.0
@@ -107,6 +109,43 @@ def test_tcp_echo_streams_server_and_client(servers: list[RunningServer]) -> Non
     assert "server stopped" in out
 
 
+@pytest.mark.parametrize("script", ["tcp_echo_server.py", "tcp_echo_streams.py"])
+def test_tcp_echo_servers_stop_reading_from_a_client_that_does_not_read(servers: list[RunningServer], script: str) -> None:
+    """64 MiB sent, none of the echoes read: the server must stop reading
+    once its replies back up, not buffer them all."""
+    server = start(servers, script)
+    with connect_small_window(server.port) as client:
+        result = flood(server.process.pid, client, b"x" * 65536)
+    result.check_bounded()
+    status, _, err = server.stop()
+    assert status == 0, err
+
+
+def test_udp_echo_server_pauses_reading_while_its_sends_are_queued() -> None:
+    """UDP has no window, but the transport's send queue has water marks: the
+    echo stops taking datagrams while its answers wait in that queue."""
+    sys.path.insert(0, EXAMPLES)
+    try:
+        from udp_echo_server import UDPEcho
+    finally:
+        sys.path.remove(EXAMPLES)
+
+    calls: list[str] = []
+
+    class Transport:
+        def pause_reading(self) -> None:
+            calls.append("pause_reading")
+
+        def resume_reading(self) -> None:
+            calls.append("resume_reading")
+
+    echo = UDPEcho()
+    echo.connection_made(Transport())  # type: ignore[arg-type]
+    echo.pause_writing()
+    echo.resume_writing()
+    assert calls == ["pause_reading", "resume_reading"]
+
+
 def test_tcp_clients_report_a_refused_connection() -> None:
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
@@ -143,6 +182,28 @@ def test_half_close_demo_reads_the_whole_answer_after_eof() -> None:
     assert "then shut down the write side" in result.stdout
     assert "20000 lines" in result.stdout
     assert "server stopped" in result.stdout
+
+
+def test_half_close_server_refuses_a_request_over_its_limit(servers: list[RunningServer]) -> None:
+    """The request is collected until the client's FIN, so its size is
+    bounded: a client that sends without end is cut off at the limit
+    instead of growing the server."""
+    server = start(servers, "half_close.py", "--serve", "--max-request-size", "100000")
+    with connect_small_window(server.port) as client:
+        result = flood(server.process.pid, client, b"line of a request that never ends\n" * 2000)
+    result.check_bounded()
+    status, _, err = server.stop()
+    assert status == 0, err
+    assert "request over 100000 bytes" in err
+
+
+def test_half_close_server_answers_a_request_at_its_limit(servers: list[RunningServer]) -> None:
+    server = start(servers, "half_close.py", "--serve", "--max-request-size", str(1000 * 27))
+    client = run_example("half_close.py", "--connect", "--port", str(server.port), "--lines", "1000")  # 27 bytes a line
+    assert client.returncode == 0, client.stderr
+    assert "27000 bytes, 1000 lines" in client.stdout
+    status, _, err = server.stop()
+    assert status == 0, err
 
 
 def test_half_close_server_and_client_apart(servers: list[RunningServer]) -> None:
