@@ -1,5 +1,6 @@
 """Shared helpers for the examples: make ``import netkit`` work from a fresh
-checkout, and stop servers cleanly on SIGINT/SIGTERM."""
+checkout, stop servers cleanly on SIGINT/SIGTERM, and the default ports
+(one per protocol, the same as ``python -m netkit``'s: netkit/_ports.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import netkit  # noqa: E402
+from netkit._ports import ECHO_PORT, FRAMED_ECHO_PORT, HALF_CLOSE_PORT, WEBSOCKET_ECHO_PORT  # noqa: E402,F401
 
 
 def stop_on_signals(stop: netkit.Event) -> None:

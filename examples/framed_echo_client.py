@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from _common import netkit
+from _common import FRAMED_ECHO_PORT, netkit
 from netkit.framing import LengthPrefixFramer, read_frame
 
 
@@ -154,7 +154,7 @@ async def run_client(host: str, port: int, plan: Plan, progress: Progress) -> fl
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--port", type=int, default=FRAMED_ECHO_PORT, help=f"default {FRAMED_ECHO_PORT}, the framed echo server's")
     parser.add_argument("--count", type=int, default=1000, help="frames to send (default 1000)")
     parser.add_argument("--max-size", type=int, default=65536, help="largest payload, in bytes (default 65536)")
     parser.add_argument("--seed", type=int, default=None, help="random seed, to repeat a run")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import announce_and_wait, listening_on, netkit
+from _common import FRAMED_ECHO_PORT, announce_and_wait, listening_on, netkit
 from netkit.framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer
 
 
@@ -62,7 +62,7 @@ async def main(host: str, port: int, max_frame_size: int) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=FRAMED_ECHO_PORT, help=f"default {FRAMED_ECHO_PORT}; 0 picks a free port")
     parser.add_argument(
         "--max-frame-size",
         type=int,

@@ -2,8 +2,8 @@
 and still reads the whole answer.
 
     python examples/half_close.py                      # server and client, one run
-    python examples/half_close.py --serve --port 9002  # only the server, until Ctrl-C
-    python examples/half_close.py --connect --port 9002
+    python examples/half_close.py --serve              # only the server (port 9003), until Ctrl-C
+    python examples/half_close.py --connect
 
 TCP closes each direction on its own (the "four-way close"): ``write_eof()``
 sends a FIN, which tells the server "the request is complete" without a
@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import listening_on, netkit, stop_on_signals
+from _common import HALF_CLOSE_PORT, listening_on, netkit, stop_on_signals
 from netkit.framing import DEFAULT_MAX_FRAME_SIZE
 
 # The largest request held in memory: the same 16 MiB as the framed echo's
@@ -97,7 +97,9 @@ async def main(host: str, port: int, serve: bool, connect: bool, lines: int, max
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--port", type=int, help=f"default {HALF_CLOSE_PORT} with --serve or --connect, else any free port (0)"
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--serve", action="store_true", help="only run the server, until SIGINT/SIGTERM")
     mode.add_argument("--connect", action="store_true", help="only run the client, against --host/--port")
@@ -109,4 +111,6 @@ if __name__ == "__main__":
         help=f"largest request the server holds, in bytes (default {DEFAULT_MAX_REQUEST_SIZE:,})",
     )
     args = parser.parse_args()
+    if args.port is None:
+        args.port = HALF_CLOSE_PORT if args.serve or args.connect else 0
     sys.exit(netkit.run(main(args.host, args.port, args.serve, args.connect, args.lines, args.max_request_size)))

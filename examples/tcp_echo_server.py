@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import announce_and_wait, listening_on, netkit
+from _common import ECHO_PORT, announce_and_wait, listening_on, netkit
 
 
 class EchoProtocol(netkit.Protocol):
@@ -50,6 +50,6 @@ async def main(host: str, port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=ECHO_PORT, help=f"default {ECHO_PORT}; 0 picks a free port")
     args = parser.parse_args()
     netkit.run(main(args.host, args.port))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import announce_and_wait, listening_on, netkit
+from _common import ECHO_PORT, announce_and_wait, listening_on, netkit
 
 
 async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
@@ -60,7 +60,7 @@ async def client(host: str, port: int, message: bytes, count: int) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port (server)")
+    parser.add_argument("--port", type=int, default=ECHO_PORT, help=f"default {ECHO_PORT}; 0 picks a free port (server)")
     parser.add_argument("--client", action="store_true", help="connect to a server instead of serving")
     parser.add_argument("--message", default="hello, netkit\n")
     parser.add_argument("--count", type=int, default=1, help="round trips to make (client)")

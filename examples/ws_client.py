@@ -1,8 +1,8 @@
 """A WebSocket client on netkit's async API: lines from stdin go out, messages
 that arrive are printed.
 
-    python examples/ws_client.py ws://127.0.0.1:8765/
-    python examples/ws_client.py --host 127.0.0.1 --port 8765
+    python examples/ws_client.py ws://127.0.0.1:9002/
+    python examples/ws_client.py --host 127.0.0.1 --port 9002
 
 Each line typed (or piped in) is sent as a text message; each message that
 arrives is printed on its own line (a binary one as its size and first
@@ -17,7 +17,7 @@ import argparse
 import sys
 import threading
 
-from _common import netkit
+from _common import WEBSOCKET_ECHO_PORT, netkit
 from netkit import ConnectionClosed, HandshakeError
 from netkit import websocket
 
@@ -90,7 +90,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("uri", nargs="?", help="ws://host:port/path (overrides --host/--port/--path)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=WEBSOCKET_ECHO_PORT, help=f"default {WEBSOCKET_ECHO_PORT}, the echo servers'")
     parser.add_argument("--path", default="/")
     args = parser.parse_args()
     target = args.uri or f"ws://{args.host}:{args.port}{args.path}"

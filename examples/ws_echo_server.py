@@ -1,6 +1,6 @@
 """A WebSocket echo server on netkit's async API.
 
-    python examples/ws_echo_server.py --port 8765
+    python examples/ws_echo_server.py --port 9002
 
 Every text or binary message comes back as it was sent.  The message limit
 is 16 MiB by default, large enough for the Autobahn|Testsuite's biggest
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import announce_and_wait, listening_on, netkit
+from _common import WEBSOCKET_ECHO_PORT, announce_and_wait, listening_on, netkit
 from netkit import websocket
 
 
@@ -32,7 +32,7 @@ async def main(host: str, port: int, max_message_size: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=WEBSOCKET_ECHO_PORT, help=f"default {WEBSOCKET_ECHO_PORT}; 0 picks a free port")
     parser.add_argument("--max-message-size", type=int, default=16 * 1024 * 1024)
     args = parser.parse_args()
     netkit.run(main(args.host, args.port, args.max_message_size))

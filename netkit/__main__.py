@@ -1,9 +1,13 @@
 """``python -m netkit`` (also the ``netkit`` command): servers and clients to try things with.
 
     netkit chat                         the chat server (browser + terminal clients)
-    netkit echo --tcp --port 9000       an echo server: --tcp, --udp, --framed or --ws
-    netkit ws ws://127.0.0.1:8765/      an interactive WebSocket client
-    netkit send --framed HOST PORT      send stdin's lines as length-prefixed frames
+    netkit echo --tcp                   an echo server: --tcp, --udp, --framed or --ws
+    netkit ws ws://127.0.0.1:9002/      an interactive WebSocket client
+    netkit send --framed [HOST PORT]    send stdin's lines as length-prefixed frames
+
+A client's default port is its server's: ``netkit send --framed`` talks to
+``netkit echo --framed``, ``netkit ws`` to ``netkit echo --ws`` (see
+netkit/_ports.py).
 
 Exit status: 0 on success, 1 when the network said no (connection refused,
 handshake rejected, connection lost), 2 for a usage error, 130 after Ctrl-C.
@@ -21,7 +25,7 @@ import sys
 import threading
 from typing import Any, Callable, Sequence
 
-from . import errors
+from . import _ports, errors
 from ._argtypes import connect_port, listen_port, non_negative_float, positive_int
 from .framing import FramedProtocol, LengthPrefixFramer, read_frame
 from .loop import EventLoop
@@ -127,6 +131,14 @@ class _StdinLines:
 
 # --------------------------------------------------------------------- echo
 
+# Where each echo server listens unless told otherwise.
+ECHO_PORTS = {
+    "tcp": _ports.ECHO_PORT,
+    "udp": _ports.ECHO_PORT,
+    "framed": _ports.FRAMED_ECHO_PORT,
+    "ws": _ports.WEBSOCKET_ECHO_PORT,
+}
+
 
 class _ReadOnlyWhatCanBeAnswered:
     """Flow control for an echo: reading pauses while writing is paused.
@@ -185,8 +197,9 @@ async def _wait_for_signal() -> None:
 async def _echo(args: argparse.Namespace) -> int:
     loop = get_running_loop()
     mode = args.mode
+    port = ECHO_PORTS[mode] if args.port is None else args.port
     if mode == "udp":
-        transport, _ = await loop.create_datagram_endpoint(_UDPEcho, local_addr=(args.host, args.port))
+        transport, _ = await loop.create_datagram_endpoint(_UDPEcho, local_addr=(args.host, port))
         print(f"udp echo server listening on {_address(transport.get_extra_info('sockname'))}", flush=True)
         await _wait_for_signal()
         transport.close()
@@ -198,13 +211,13 @@ async def _echo(args: argparse.Namespace) -> int:
             async for message in ws:
                 await ws.send(message)
 
-        server = await serve(echo, args.host, args.port, max_message_size=args.max_size)
+        server = await serve(echo, args.host, port, max_message_size=args.max_size)
     elif mode == "framed":
         max_size = args.max_size
 
-        server = await loop.create_server(lambda: _FramedEcho(LengthPrefixFramer(max_frame_size=max_size)), args.host, args.port)
+        server = await loop.create_server(lambda: _FramedEcho(LengthPrefixFramer(max_frame_size=max_size)), args.host, port)
     else:
-        server = await loop.create_server(_TCPEcho, args.host, args.port)
+        server = await loop.create_server(_TCPEcho, args.host, port)
     print(f"{mode} echo server listening on {_address(server.sockets[0].getsockname())}", flush=True)
     await _wait_for_signal()
     server.close()
@@ -380,11 +393,19 @@ def _parser() -> argparse.ArgumentParser:
         kind.add_argument(f"--{name}", dest="mode", action="store_const", const=name, help=f"{name} echo")
     echo.set_defaults(mode="tcp", run=_echo)
     echo.add_argument("--host", default="127.0.0.1")
-    echo.add_argument("--port", type=listen_port, default=9000, help="default 9000; 0: any free port")
+    echo.add_argument(
+        "--port",
+        type=listen_port,
+        help=(
+            f"default {_ports.ECHO_PORT} (--tcp, --udp), {_ports.FRAMED_ECHO_PORT} (--framed), "
+            f"{_ports.WEBSOCKET_ECHO_PORT} (--ws); 0: any free port"
+        ),
+    )
     echo.add_argument("--max-size", type=positive_int, default=16 * 1024 * 1024, help="largest frame/message (framed, ws)")
 
     ws = commands.add_parser("ws", parents=[logging_options], help="interactive WebSocket client: stdin lines out, messages in")
-    ws.add_argument("uri", help="ws://host:port/path")
+    default_uri = f"ws://127.0.0.1:{_ports.WEBSOCKET_ECHO_PORT}/"
+    ws.add_argument("uri", nargs="?", default=default_uri, help=f"ws://host:port/path (default {default_uri}: netkit echo --ws)")
     ws.add_argument("--subprotocol", action="append", help="offer this subprotocol (repeatable)")
     ws.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
     ws.add_argument("--max-size", type=positive_int, default=1024 * 1024, help="largest message accepted")
@@ -398,8 +419,10 @@ def _parser() -> argparse.ArgumentParser:
 
     send = commands.add_parser("send", parents=[logging_options], help="send stdin's lines as frames, print what comes back")
     send.add_argument("--framed", action="store_true", required=True, help="4-byte big-endian length prefix")
-    send.add_argument("host")
-    send.add_argument("port", type=connect_port)
+    send.add_argument("host", nargs="?", default="127.0.0.1", help="default 127.0.0.1")
+    send.add_argument(
+        "port", nargs="?", type=connect_port, default=_ports.FRAMED_ECHO_PORT, help=f"default {_ports.FRAMED_ECHO_PORT}: netkit echo --framed"
+    )
     send.add_argument("--max-size", type=positive_int, default=16 * 1024 * 1024, help="largest frame accepted")
     send.set_defaults(run=_send_framed)
     return parser

@@ -372,6 +372,84 @@ def test_chat_serves_the_page_and_stops_cleanly_on_sigterm() -> None:
     assert "event=shutdown clients=1" in err and "Traceback" not in err
 
 
+# --------------------------------------------------------------------- ports
+
+# Which example talks to which: every group has one default port.
+EXAMPLE_GROUPS = {
+    "echo": ["tcp_echo_server.py", "tcp_echo_client.py", "tcp_echo_streams.py", "udp_echo_server.py", "udp_echo_client.py"],
+    "framed": ["framed_echo_server.py", "framed_echo_client.py"],
+    "websocket": ["ws_echo_server.py", "ws_callback_echo.py", "ws_client.py"],
+    "half-close": ["half_close.py"],
+    "chat": ["chat_client.py"],
+}
+
+
+def default_port_in_help(help_text: str) -> int:
+    """The number after "default" in the help of ``--port``."""
+    entry = re.search(r"^  --port PORT\b(.*?)(?=^  -|\Z)", help_text, flags=re.MULTILINE | re.DOTALL)
+    assert entry, help_text
+    found = re.search(r"default (\d+)", " ".join(entry.group(1).split()))
+    assert found, entry.group(0)
+    return int(found.group(1))
+
+
+def test_every_server_and_its_clients_share_one_default_port() -> None:
+    from netkit import _ports
+    from netkit.__main__ import ECHO_PORTS, _parser
+    from netkit.chat.server import DEFAULT_HTTP_PORT, DEFAULT_TCP_PORT
+
+    scripts = [name for names in EXAMPLE_GROUPS.values() for name in names]
+    helps = {name: subprocess.Popen([sys.executable, str(ROOT / "examples" / name), "--help"], stdout=subprocess.PIPE, text=True) for name in scripts}
+    example_ports = {name: default_port_in_help(process.communicate(timeout=PROCESS_TIMEOUT)[0]) for name, process in helps.items()}
+    expected = {
+        "echo": _ports.ECHO_PORT,
+        "framed": _ports.FRAMED_ECHO_PORT,
+        "websocket": _ports.WEBSOCKET_ECHO_PORT,
+        "half-close": _ports.HALF_CLOSE_PORT,
+        "chat": DEFAULT_TCP_PORT,
+    }
+    assert {name: example_ports[name] for name in scripts} == {name: expected[group] for group, names in EXAMPLE_GROUPS.items() for name in names}
+
+    parser = _parser()
+    assert ECHO_PORTS == {"tcp": _ports.ECHO_PORT, "udp": _ports.ECHO_PORT, "framed": _ports.FRAMED_ECHO_PORT, "ws": _ports.WEBSOCKET_ECHO_PORT}
+    assert parser.parse_args(["send", "--framed"]).port == _ports.FRAMED_ECHO_PORT
+    assert parser.parse_args(["ws"]).uri == f"ws://127.0.0.1:{_ports.WEBSOCKET_ECHO_PORT}/"
+
+    # Servers on TCP that could run side by side never want the same port.
+    tcp_ports = [_ports.ECHO_PORT, _ports.FRAMED_ECHO_PORT, _ports.WEBSOCKET_ECHO_PORT, _ports.HALF_CLOSE_PORT, DEFAULT_HTTP_PORT, DEFAULT_TCP_PORT]
+    assert len(set(tcp_ports)) == len(tcp_ports)
+
+
+COMMAND_BLOCKS = {
+    "README.md": (ROOT / "README.md").read_text(encoding="utf-8").split("## Command line", 1)[1],
+    "docs/index.md": (ROOT / "docs" / "index.md").read_text(encoding="utf-8"),
+}
+
+
+@pytest.mark.parametrize("page", COMMAND_BLOCKS)
+def test_the_command_lines_a_page_shows_meet(page: str) -> None:
+    """A client command shown next to a server command talks to that server."""
+    from netkit.__main__ import ECHO_PORTS
+
+    commands = [line.split("#")[0].split() for line in COMMAND_BLOCKS[page].splitlines() if "netkit " in line]
+    listening: dict[str, set[int]] = {}
+    for words in commands:
+        if "echo" in words:
+            mode = next((word[2:] for word in words if word[2:] in ECHO_PORTS), "tcp")
+            port = int(words[words.index("--port") + 1]) if "--port" in words else ECHO_PORTS[mode]
+            listening.setdefault(mode, set()).add(port)
+    clients = 0
+    for words in commands:
+        if "send" in words:
+            clients += 1
+            assert int(words[-1]) in listening.get("framed", set()), (words, listening)
+        if "ws" in words:
+            clients += 1
+            found = re.fullmatch(r"ws://127\.0\.0\.1:(\d+)/", words[-1])
+            assert found and int(found.group(1)) in listening.get("ws", set()), (words, listening)
+    assert clients >= 2
+
+
 # -------------------------------------------------------------------- errors
 
 
@@ -419,7 +497,7 @@ def test_listening_on_a_taken_port_is_one_line_and_status_1() -> None:
         ["echo", "--port", "65536"],
         ["echo", "--port", "nine"],
         ["echo", "--max-size", "0"],
-        ["ws"],
+        ["ws", "ws://127.0.0.1:1/", "ws://127.0.0.1:2/"],
         ["ws", "ws://127.0.0.1:1/", "--max-size", "-1"],
         ["ws", "ws://127.0.0.1:1/", "--linger", "soon"],
         ["send", "127.0.0.1", "9000"],
