@@ -22,15 +22,15 @@ import os
 import signal
 import socket
 import sys
-import threading
 from typing import Any, Callable, Sequence
 
 from . import _ports, errors
 from ._argtypes import connect_port, listen_port, non_negative_float, positive_int
+from ._stdin import StdinLines
 from .framing import FramedProtocol, LengthPrefixFramer, read_frame
 from .loop import EventLoop
 from .protocols import DatagramProtocol, Protocol
-from .sync import Event, Queue
+from .sync import Event
 from .tasks import create_task, get_running_loop, run, wait_for
 
 EXIT_OK = 0
@@ -54,79 +54,6 @@ def _reason(exc: OSError) -> str:
     if exc.errno is not None and exc.errno > 0:
         return os.strerror(exc.errno)
     return exc.strerror or str(exc)
-
-
-# stdin is read in chunks of this size, and at most this many chunks ahead of
-# the network (1 MiB): a large file piped in is not read into memory at once.
-STDIN_CHUNK_SIZE = 64 * 1024
-STDIN_CHUNKS_AHEAD = 16
-# The longest line (one message or frame) read from stdin: without a bound,
-# input with no newline would be buffered whole.
-STDIN_MAX_LINE = 1024 * 1024
-
-
-class _StdinLines:
-    """stdin's lines (bytes), read on a daemon thread and handed to the loop.
-
-    Reading a terminal or a pipe blocks, so it cannot happen on the loop.  An
-    executor thread will not do either: one stuck in a read is waited for
-    when the loop shuts down, so the command would hang after its connection
-    is gone until the user pressed Enter.  Nobody waits for a daemon thread.
-    It reads the file descriptor with ``os.read`` rather than through
-    ``sys.stdin``: a daemon thread blocked inside ``sys.stdin.buffer`` holds
-    its lock, and the interpreter aborts when it cannot take that lock to
-    close stdin on exit.
-    """
-
-    def __init__(self, loop: EventLoop) -> None:
-        self._loop = loop
-        self._chunks: Queue[bytes] = Queue()  # b"" marks the end of input
-        self._room = threading.Semaphore(STDIN_CHUNKS_AHEAD)
-        self._buffer = bytearray()
-        self._ended = False
-        threading.Thread(target=self._read, args=(sys.stdin.fileno(),), name="netkit-stdin", daemon=True).start()
-
-    def _read(self, fd: int) -> None:
-        try:
-            while True:
-                self._room.acquire()
-                try:
-                    chunk = os.read(fd, STDIN_CHUNK_SIZE)
-                except OSError:
-                    chunk = b""  # stdin went away (a hung-up terminal): as good as its end
-                self._loop.call_soon_threadsafe(self._chunks.put_nowait, chunk)
-                if not chunk:
-                    return
-        except RuntimeError:
-            pass  # the loop is closed: the command is over
-
-    async def readline(self) -> bytes | None:
-        """The next line, with its line ending; ``None`` at the end of input.
-
-        Raises ``CommandError`` for a line longer than ``STDIN_MAX_LINE``.
-        """
-        while True:
-            newline = self._buffer.find(b"\n")
-            # The line's length without its ending (\n, or \r\n): what is sent.
-            if newline >= 0:
-                length = newline - 1 if newline and self._buffer[newline - 1] == 0x0D else newline
-            else:
-                length = len(self._buffer) - (1 if self._buffer.endswith(b"\r") else 0)
-            if length > STDIN_MAX_LINE:
-                raise CommandError(f"a line on stdin is longer than {STDIN_MAX_LINE} bytes")
-            if newline >= 0:
-                line = bytes(self._buffer[: newline + 1])
-                del self._buffer[: newline + 1]
-                return line
-            if self._ended:
-                line, self._buffer = bytes(self._buffer), bytearray()
-                return line or None  # a last line without a newline still counts
-            chunk = await self._chunks.get()
-            self._room.release()
-            if chunk:
-                self._buffer += chunk
-            else:
-                self._ended = True
 
 
 # --------------------------------------------------------------------- echo
@@ -237,7 +164,7 @@ async def _send_framed(args: argparse.Namespace) -> int:
         reader, writer = await open_connection(args.host, args.port)
     except OSError as exc:
         raise CommandError(f"cannot connect to {args.host}:{args.port}: {_reason(exc)}") from None
-    lines = _StdinLines(get_running_loop())
+    lines = StdinLines(get_running_loop())
     stdin_failure: list[CommandError] = []
 
     async def pump_stdin() -> None:
@@ -247,10 +174,10 @@ async def _send_framed(args: argparse.Namespace) -> int:
                 while (line := await lines.readline()) is not None:
                     writer.write(framer.encode(line.rstrip(b"\r\n")))
                     await writer.drain()
-            except CommandError as exc:
+            except errors.LimitOverrunError as exc:
                 # A line too long: stop there, as at the end of input, so the
                 # answers to the lines before it still arrive; report it after.
-                stdin_failure.append(exc)
+                stdin_failure.append(CommandError(str(exc)))
             writer.write_eof()
         except OSError:
             pass  # the connection is gone: the reading side reports it
@@ -306,7 +233,7 @@ async def _ws_client(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot connect to {args.uri}: {_reason(exc)}") from None
     print(f"connected to {args.uri}" + (f" (subprotocol {ws.subprotocol})" if ws.subprotocol else ""), file=sys.stderr)
 
-    lines = _StdinLines(get_running_loop())
+    lines = StdinLines(get_running_loop())
     encoding = sys.stdin.encoding or "utf-8"
     stdin_failure: list[CommandError] = []
 
@@ -318,10 +245,10 @@ async def _ws_client(args: argparse.Namespace) -> int:
                 while (line := await lines.readline()) is not None:
                     # Text messages: bytes the terminal's encoding cannot read become U+FFFD.
                     await ws.send(line.decode(encoding, "replace").rstrip("\r\n"))
-            except CommandError as exc:
+            except errors.LimitOverrunError as exc:
                 # A line too long: stop there, as at the end of input, so the
                 # answers to the lines before it still arrive; report it after.
-                stdin_failure.append(exc)
+                stdin_failure.append(CommandError(str(exc)))
             # End of input.  A WebSocket has no half-close: closing now would
             # also cut off the answers still on their way (the server answers
             # a close at once), so first wait until the server has been quiet
