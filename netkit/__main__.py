@@ -1,6 +1,7 @@
 """``python -m netkit`` (also the ``netkit`` command): servers and clients to try things with.
 
     netkit chat                         the chat server (browser + terminal clients)
+    netkit chat-client --nick ann       join it from a terminal
     netkit echo --tcp                   an echo server: --tcp, --udp, --framed or --ws
     netkit ws ws://127.0.0.1:9002/      an interactive WebSocket client
     netkit send --framed [HOST PORT]    send stdin's lines as length-prefixed frames
@@ -18,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
-import socket
 import sys
 from typing import Any, Callable, Sequence
 
 from . import _ports, errors
-from ._argtypes import connect_port, listen_port, non_negative_float, positive_int
+from ._argtypes import connect_port, listen_port, non_negative_float, os_error_reason, positive_int
 from ._stdin import StdinLines
 from .framing import FramedProtocol, LengthPrefixFramer, read_frame
 from .loop import EventLoop
@@ -41,19 +40,6 @@ EXIT_INTERRUPTED = 130
 
 class CommandError(Exception):
     """A failure to report as one line on stderr, with exit status 1."""
-
-
-def _reason(exc: OSError) -> str:
-    """Why a connection failed, in the system's words ("Connection refused").
-
-    The command's own message names the address, so the address netkit's
-    connect error repeats is left out.
-    """
-    if isinstance(exc, socket.gaierror):
-        return exc.strerror or str(exc)  # "Name or service not known"
-    if exc.errno is not None and exc.errno > 0:
-        return os.strerror(exc.errno)
-    return exc.strerror or str(exc)
 
 
 # --------------------------------------------------------------------- echo
@@ -163,7 +149,7 @@ async def _send_framed(args: argparse.Namespace) -> int:
     try:
         reader, writer = await open_connection(args.host, args.port)
     except OSError as exc:
-        raise CommandError(f"cannot connect to {args.host}:{args.port}: {_reason(exc)}") from None
+        raise CommandError(f"cannot connect to {args.host}:{args.port}: {os_error_reason(exc)}") from None
     lines = StdinLines(get_running_loop())
     stdin_failure: list[CommandError] = []
 
@@ -193,7 +179,7 @@ async def _send_framed(args: argparse.Namespace) -> int:
     except (errors.ProtocolError, errors.IncompleteReadError) as exc:
         failure = CommandError(f"bad frame from {args.host}:{args.port}: {exc}")
     except OSError as exc:
-        failure = CommandError(f"connection to {args.host}:{args.port} lost: {_reason(exc)}")
+        failure = CommandError(f"connection to {args.host}:{args.port} lost: {os_error_reason(exc)}")
     else:
         failure = None
     finally:
@@ -230,11 +216,11 @@ async def _ws_client(args: argparse.Namespace) -> int:
     except errors.HandshakeError as exc:
         raise CommandError(f"handshake with {args.uri} failed: {exc}") from None
     except OSError as exc:
-        raise CommandError(f"cannot connect to {args.uri}: {_reason(exc)}") from None
+        raise CommandError(f"cannot connect to {args.uri}: {os_error_reason(exc)}") from None
     print(f"connected to {args.uri}" + (f" (subprotocol {ws.subprotocol})" if ws.subprotocol else ""), file=sys.stderr)
 
     lines = StdinLines(get_running_loop())
-    encoding = sys.stdin.encoding or "utf-8"
+    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"  # sys.stdin is None when fd 0 is closed
     stdin_failure: list[CommandError] = []
 
     message_arrived = Event()
@@ -297,11 +283,21 @@ async def _chat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _chat_client(args: argparse.Namespace) -> int:
+    from .chat.client import ChatClientError, run_from_arguments
+
+    try:
+        return await run_from_arguments(args)
+    except ChatClientError as exc:
+        raise CommandError(str(exc)) from None
+
+
 # ---------------------------------------------------------------- plumbing
 
 
 def _parser() -> argparse.ArgumentParser:
     from .chat.cli import add_arguments as add_chat_arguments
+    from .chat.client import add_arguments as add_chat_client_arguments
 
     parser = argparse.ArgumentParser(prog="netkit", description="netkit's servers and clients, for trying things out.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -313,6 +309,12 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="run the chat server (browser + terminal clients)")
     add_chat_arguments(chat)
     chat.set_defaults(run=_chat)
+
+    chat_client = commands.add_parser(
+        "chat-client", parents=[logging_options], help="join the chat server from a terminal: stdin lines out, messages in"
+    )
+    add_chat_client_arguments(chat_client)
+    chat_client.set_defaults(run=_chat_client)
 
     echo = commands.add_parser("echo", parents=[logging_options], help="run an echo server")
     kind = echo.add_mutually_exclusive_group()

@@ -1,5 +1,5 @@
-"""``argparse`` types for netkit's command lines (``python -m netkit`` and the
-chat server's options).
+"""``argparse`` types for netkit's command lines (``python -m netkit``, the
+chat server's and the chat client's options), and the wording of their errors.
 
 A value out of range is a usage error, reported by argparse as one line
 with exit status 2, instead of a traceback from deep inside ``bind()``.
@@ -8,8 +8,10 @@ with exit status 2, instead of a traceback from deep inside ``bind()``.
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 
-__all__ = ["listen_port", "connect_port", "positive_int", "non_negative_float"]
+__all__ = ["listen_port", "connect_port", "positive_int", "non_negative_float", "os_error_reason"]
 
 _MAX_PORT = 65535
 
@@ -54,3 +56,16 @@ def non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):  # also refuses nan
         raise argparse.ArgumentTypeError(f"{text} is not a duration: use 0 or more seconds")
     return value
+
+
+def os_error_reason(exc: OSError) -> str:
+    """Why a network call failed, in the system's words ("Connection refused").
+
+    A command's own message names the address, so the address that
+    netkit's connect and bind errors repeat is left out.
+    """
+    if isinstance(exc, socket.gaierror):
+        return exc.strerror or str(exc)  # "Name or service not known"
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc)

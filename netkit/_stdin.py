@@ -50,7 +50,12 @@ class StdinLines:
         self._room = threading.Semaphore(STDIN_CHUNKS_AHEAD)
         self._buffer = bytearray()
         self._ended = False
-        threading.Thread(target=self._read, args=(sys.stdin.fileno(),), name="netkit-stdin", daemon=True).start()
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, ValueError, OSError):  # no stdin at all (started with fd 0 closed)
+            self._ended = True
+            return
+        threading.Thread(target=self._read, args=(fd,), name="netkit-stdin", daemon=True).start()
 
     def _read(self, fd: int) -> None:
         try:

@@ -139,13 +139,13 @@ def refusing_port() -> Iterator[int]:
 # ---------------------------------------------------------------------- help
 
 
-@pytest.mark.parametrize("command", ["", "chat", "echo", "ws", "send"])
+@pytest.mark.parametrize("command", ["", "chat", "chat-client", "echo", "ws", "send"])
 def test_help(command: str) -> None:
     result = run_netkit(*([command] if command else []), "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: netkit {command}".rstrip())
     if not command:
-        for name in ("chat", "echo", "ws", "send"):
+        for name in ("chat", "chat-client", "echo", "ws", "send"):
             assert re.search(rf"^\s+{name}\s", result.stdout, flags=re.MULTILINE), result.stdout
 
 
@@ -414,6 +414,7 @@ def test_every_server_and_its_clients_share_one_default_port() -> None:
     assert ECHO_PORTS == {"tcp": _ports.ECHO_PORT, "udp": _ports.ECHO_PORT, "framed": _ports.FRAMED_ECHO_PORT, "ws": _ports.WEBSOCKET_ECHO_PORT}
     assert parser.parse_args(["send", "--framed"]).port == _ports.FRAMED_ECHO_PORT
     assert parser.parse_args(["ws"]).uri == f"ws://127.0.0.1:{_ports.WEBSOCKET_ECHO_PORT}/"
+    assert parser.parse_args(["chat-client", "--nick", "ann"]).port == DEFAULT_TCP_PORT
 
     # Servers on TCP that could run side by side never want the same port.
     tcp_ports = [_ports.ECHO_PORT, _ports.FRAMED_ECHO_PORT, _ports.WEBSOCKET_ECHO_PORT, _ports.HALF_CLOSE_PORT, DEFAULT_HTTP_PORT, DEFAULT_TCP_PORT]
@@ -448,6 +449,155 @@ def test_the_command_lines_a_page_shows_meet(page: str) -> None:
             found = re.fullmatch(r"ws://127\.0\.0\.1:(\d+)/", words[-1])
             assert found and int(found.group(1)) in listening.get("ws", set()), (words, listening)
     assert clients >= 2
+
+
+# -------------------------------------------------------------- chat-client
+
+
+@pytest.fixture
+def chat_server() -> Iterator[RunningServer]:
+    """``netkit chat`` on free ports; the fixture's port is the terminal clients' one."""
+    with spawn_netkit("chat", "--http-port", "0", "--tcp-port", "0") as process:
+        banner = ""
+        while not banner.endswith("press Ctrl-C to stop\n"):
+            banner += read_line(process)
+        found = re.search(r"terminal clients: 127\.0\.0\.1:(\d+)", banner)
+        assert found, banner
+        yield RunningServer(process, banner, int(found.group(1)))
+
+
+def run_chat_client(port: int, nick: str, stdin: str | bytes) -> subprocess.CompletedProcess[str]:
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    result = subprocess.run(
+        netkit_command("chat-client", "--port", str(port), "--nick", nick),
+        input=data,
+        capture_output=True,
+        timeout=PROCESS_TIMEOUT,
+        env=environment(),
+    )
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
+
+
+def wait_with_stdin_open(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Wait for ``process`` to exit by itself (its stdin left open, so that it
+    does not see the end of input), then collect its output."""
+    process.wait(PROCESS_TIMEOUT)
+    return process.stdout.read(), process.stderr.read()  # type: ignore[union-attr]
+
+
+def said(stdout: str, nick: str) -> list[str]:
+    """The texts of ``nick``'s chat messages in a client's transcript."""
+    return [found.group(1) for line in stdout.splitlines() if (found := re.fullmatch(rf"\[\d\d:\d\d:\d\d\] <{nick}> (.*)", line))]
+
+
+def test_chat_client_chats_and_exits_0_when_the_user_quits(chat_server: RunningServer) -> None:
+    result = run_chat_client(chat_server.port, "ann", "hello from ann\n/who\n/quit\nnever sent\n")
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "* you are ann in #lobby; here: ann"
+    assert said(result.stdout, "ann") == ["hello from ann"]
+    assert "* in #lobby: ann" in lines
+    assert lines[-1] == "* disconnected"
+
+
+def test_chat_client_paces_pasted_lines_to_the_servers_rate_limit(chat_server: RunningServer) -> None:
+    """Twelve lines at once (with the join, more than the server's burst of
+    ten): the client spaces them out instead of being disconnected for
+    flooding."""
+    pasted = [f"pasted line {number}" for number in range(12)]
+    result = run_chat_client(chat_server.port, "ann", "".join(line + "\n" for line in pasted))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert said(result.stdout, "ann") == pasted
+    assert "rate_limited" not in result.stdout
+
+
+def test_chat_client_sends_a_line_that_is_not_utf8_with_replacement_characters(chat_server: RunningServer) -> None:
+    result = run_chat_client(chat_server.port, "ann", b"caf\xe9 au lait\n\xff\xfe\nafter\n")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert said(result.stdout, "ann") == ["caf\ufffd au lait", "\ufffd\ufffd", "after"]
+    assert result.stdout.count("! that line was not valid UTF-8") == 2
+
+
+def test_chat_client_exits_130_on_ctrl_c_without_a_traceback(chat_server: RunningServer) -> None:
+    with spawn_netkit("chat-client", "--port", str(chat_server.port), "--nick", "ann") as client:
+        assert read_line(client) == "* you are ann in #lobby; here: ann\n"
+        client.send_signal(signal.SIGINT)
+        out, err = wait_with_stdin_open(client)
+    assert client.returncode == 130, err
+    assert err == ""
+
+
+def test_chat_client_exits_1_with_a_reason_when_the_server_goes_away(chat_server: RunningServer) -> None:
+    with spawn_netkit("chat-client", "--port", str(chat_server.port), "--nick", "ann") as client:
+        assert read_line(client) == "* you are ann in #lobby; here: ann\n"
+        chat_server.process.send_signal(signal.SIGTERM)
+        out, err = wait_with_stdin_open(client)  # the client must notice by itself
+    assert client.returncode == 1, err
+    assert err == f"netkit chat-client: the server at 127.0.0.1:{chat_server.port} closed the connection\n"
+    assert out.endswith("* disconnected\n")
+
+
+def test_chat_client_exits_1_with_a_reason_when_its_nickname_is_taken(chat_server: RunningServer) -> None:
+    with socket.create_connection(("127.0.0.1", chat_server.port), timeout=PROCESS_TIMEOUT) as holder:
+        join = json.dumps({"type": "join", "nick": "ann"}).encode()
+        holder.sendall(struct.pack("!I", len(join)) + join)
+        recv_exactly(holder, 4)  # the welcome: ann is taken now
+        result = run_chat_client(chat_server.port, "ANN", "hello\n")
+    assert result.returncode == 1
+    line = one_error_line(result, "netkit chat-client: could not join as ANN: ")
+    assert line.endswith("(nick_taken)")
+
+
+@contextmanager
+def scripted_chat_server(*replies: object) -> Iterator[int]:
+    """A stand-in chat server for one client: it reads the join, sends
+    ``replies`` (objects as JSON, bytes as they are) in frames, then closes."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(PROCESS_TIMEOUT)
+
+        def serve() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                (length,) = struct.unpack("!I", recv_exactly(connection, 4))
+                assert json.loads(recv_exactly(connection, length))["type"] == "join"
+                for reply in replies:
+                    payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
+                    connection.sendall(struct.pack("!I", len(payload)) + payload)
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            served = pool.submit(serve)
+            yield listener.getsockname()[1]
+            served.result(PROCESS_TIMEOUT)
+
+
+WELCOME = {"type": "welcome", "nick": "ann", "room": "lobby", "members": ["ann"], "history": [], "max_text_bytes": 4096}
+
+
+def test_chat_client_exits_1_with_the_servers_reason_when_it_is_disconnected() -> None:
+    kicked = {"type": "error", "code": "rate_limited", "message": "disconnected for flooding"}
+    with scripted_chat_server(WELCOME, kicked) as port:
+        with spawn_netkit("chat-client", "--port", str(port), "--nick", "ann") as client:
+            out, err = wait_with_stdin_open(client)
+    assert client.returncode == 1, err
+    assert err == "netkit chat-client: disconnected by the server: disconnected for flooding (rate_limited)\n"
+
+
+def test_chat_client_skips_what_a_server_should_not_have_sent() -> None:
+    strange = [
+        b"not json",
+        {"type": "message"},  # no fields
+        {"type": "message", "id": 1, "room": "lobby", "nick": "bob", "text": "hi", "ts": 1e300},
+        {"type": "welcome", "history": 7},
+        {"type": "who", "room": "lobby", "members": None},
+        {"type": "message", "id": 2, "room": "lobby", "nick": "bob", "text": "\x1b[2Jstill here", "ts": 0},
+    ]
+    with scripted_chat_server(WELCOME, *strange) as port:
+        with spawn_netkit("chat-client", "--port", str(port), "--nick", "ann") as client:
+            out, err = wait_with_stdin_open(client)
+    assert client.returncode == 1, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert out.count("; ignored") == 5, out
+    assert said(out, "bob") == ["\\x1b[2Jstill here"]  # the escape sequence shown, not run
 
 
 # -------------------------------------------------------------------- errors
@@ -504,6 +654,8 @@ def test_listening_on_a_taken_port_is_one_line_and_status_1() -> None:
         ["send", "--framed", "127.0.0.1", "0"],
         ["chat", "--http-port", "-1"],
         ["chat", "--max-clients", "0"],
+        ["chat-client"],
+        ["chat-client", "--nick", "ann", "--port", "0"],
     ],
     ids=lambda args: " ".join(args) or "no command",
 )
