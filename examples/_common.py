@@ -1,12 +1,14 @@
 """Shared helpers for the examples: make ``import netkit`` work from a fresh
-checkout, stop servers cleanly on SIGINT/SIGTERM, and the default ports
-(one per protocol, the same as ``python -m netkit``'s: netkit/_ports.py)."""
+checkout, stop servers cleanly on SIGINT/SIGTERM, end clients quietly on
+Ctrl-C, and the default ports (one per protocol, the same as
+``python -m netkit``'s: netkit/_ports.py)."""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
+from typing import Any, Coroutine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -14,6 +16,24 @@ if ROOT not in sys.path:
 
 import netkit  # noqa: E402
 from netkit._ports import ECHO_PORT, FRAMED_ECHO_PORT, HALF_CLOSE_PORT, WEBSOCKET_ECHO_PORT  # noqa: E402,F401
+
+
+# 128 + SIGINT: the status a shell gives a program that Ctrl-C ended.
+EXIT_INTERRUPTED = 130
+
+
+def run_client(main: Coroutine[Any, Any, int]) -> int:
+    """``netkit.run(main)``, with Ctrl-C as exit status 130 instead of a traceback.
+
+    ``netkit.run`` answers Ctrl-C by cancelling ``main``, so its ``finally``
+    blocks and ``async with`` exits (closing connections) still run; only
+    the ``KeyboardInterrupt`` it raises afterwards is left to turn into a
+    status.
+    """
+    try:
+        return netkit.run(main)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 def stop_on_signals(stop: netkit.Event) -> None:

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from _common import FRAMED_ECHO_PORT, netkit
+from _common import EXIT_INTERRUPTED, FRAMED_ECHO_PORT, netkit
 from netkit.framing import LengthPrefixFramer, read_frame
 
 
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress()
     try:
         seconds = netkit.run(netkit.wait_for(run_client(args.host, args.port, plan, progress), args.timeout))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED  # Ctrl-C: netkit.run cancelled the client, which closed its connection
     except (EchoMismatch, OSError, netkit.NetkitError, TimeoutError) as exc:
         reason = str(exc) if isinstance(exc, EchoMismatch) else f"{type(exc).__name__}: {exc}"
         print(f"FAILED after {progress.echoes:,} of {len(plan.payloads):,} echoes (seed {seed}): {reason}",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import HALF_CLOSE_PORT, listening_on, netkit, stop_on_signals
+from _common import HALF_CLOSE_PORT, listening_on, netkit, run_client, stop_on_signals
 from netkit.framing import DEFAULT_MAX_FRAME_SIZE
 
 # The largest request held in memory: the same 16 MiB as the framed echo's
@@ -113,4 +113,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.port is None:
         args.port = HALF_CLOSE_PORT if args.serve or args.connect else 0
-    sys.exit(netkit.run(main(args.host, args.port, args.serve, args.connect, args.lines, args.max_request_size)))
+    sys.exit(run_client(main(args.host, args.port, args.serve, args.connect, args.lines, args.max_request_size)))

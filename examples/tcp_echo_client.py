@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import ECHO_PORT, netkit
+from _common import ECHO_PORT, netkit, run_client
 
 
 class EchoClient(netkit.Protocol):
@@ -82,4 +82,4 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=1, help="round trips to make")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for all echoes")
     args = parser.parse_args()
-    sys.exit(netkit.run(main(args.host, args.port, args.message.encode(), args.count, args.timeout)))
+    sys.exit(run_client(main(args.host, args.port, args.message.encode(), args.count, args.timeout)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import ECHO_PORT, announce_and_wait, listening_on, netkit
+from _common import ECHO_PORT, announce_and_wait, listening_on, netkit, run_client
 
 
 async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
@@ -66,5 +66,5 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=1, help="round trips to make (client)")
     args = parser.parse_args()
     if args.client:
-        sys.exit(netkit.run(client(args.host, args.port, args.message.encode(), args.count)))
+        sys.exit(run_client(client(args.host, args.port, args.message.encode(), args.count)))
     sys.exit(netkit.run(serve(args.host, args.port)))

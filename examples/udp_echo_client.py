@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from _common import ECHO_PORT, netkit
+from _common import ECHO_PORT, netkit, run_client
 
 
 class UDPEchoClient(netkit.DatagramProtocol):
@@ -67,4 +67,4 @@ if __name__ == "__main__":
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each echo")
     parser.add_argument("--attempts", type=int, default=3, help="sends per datagram before giving up")
     args = parser.parse_args()
-    sys.exit(netkit.run(main(args.host, args.port, args.message.encode(), args.count, args.timeout, args.attempts)))
+    sys.exit(run_client(main(args.host, args.port, args.message.encode(), args.count, args.timeout, args.attempts)))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import netkit
+from _common import netkit, run_client
 from netkit import websocket
 
 AGENT = "netkit"
@@ -53,4 +53,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--case", type=int, help="run only this case number")
     args = parser.parse_args()
-    sys.exit(netkit.run(main(args.port, args.host, args.case)))
+    sys.exit(run_client(main(args.port, args.host, args.case)))

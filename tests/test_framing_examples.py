@@ -229,3 +229,25 @@ def test_framed_echo_server_holds_its_memory_against_a_client_that_does_not_read
         status, _, err = server.stop()
     result.check_bounded()
     assert status == 0, err
+
+
+def test_framed_echo_client_exits_130_on_ctrl_c_without_a_traceback():
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        silent.settimeout(SUBPROCESS_BOUND)
+        client = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "framed_echo_client.py"), "--port", str(silent.getsockname()[1])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            connection, _ = silent.accept()
+            with connection:
+                client.send_signal(signal.SIGINT)
+                _, err = client.communicate(timeout=SUBPROCESS_BOUND)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.communicate()
+    assert client.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

@@ -28,7 +28,6 @@ import collections
 import io
 import json
 import re
-import signal
 import sys
 import time
 from typing import Any
@@ -36,10 +35,10 @@ from typing import Any
 from .. import framing
 from .._argtypes import connect_port, os_error_reason
 from .._stdin import StdinLines
-from ..errors import CancelledError, IncompleteReadError, LimitOverrunError, NetkitError, ProtocolError
+from ..errors import IncompleteReadError, LimitOverrunError, NetkitError, ProtocolError
 from ..streams import StreamReader, StreamWriter, open_connection
 from ..sync import Event, Semaphore
-from ..tasks import Task, create_task, current_task, get_running_loop, sleep
+from ..tasks import Task, create_task, get_running_loop, sleep
 from . import protocol
 from .ratelimit import TokenBucket
 from .room import ChatLimits
@@ -48,7 +47,6 @@ from .server import DEFAULT_HOST, DEFAULT_TCP_PORT
 __all__ = ["ChatClientError", "ChatClient", "add_arguments", "run_from_arguments", "format_message", "printable"]
 
 EXIT_OK = 0
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 # The largest frame accepted from the server: a welcome replays up to 50
 # messages of at most ~8 KiB of JSON each (~410 KB), so 1 MiB leaves room.
@@ -434,32 +432,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def run_from_arguments(args: argparse.Namespace) -> int:
-    """Run one session with the parsed options; Ctrl-C ends it with 130.
+    """Run one session with the parsed options.
 
-    SIGINT cancels the session instead of raising ``KeyboardInterrupt``
-    wherever the program happens to be, so the connection is closed in
-    order and no traceback is printed.
+    Ctrl-C cancels it (``netkit.run`` turns SIGINT into a cancellation of
+    the main task), so the connection is closed on the way out; the
+    command then exits with 130.
     """
     if isinstance(sys.stdout, io.TextIOWrapper):
         # A message in characters the terminal's encoding lacks is shown
         # escaped rather than ending the program.
         sys.stdout.reconfigure(errors="backslashreplace")
-    loop = get_running_loop()
-    task = current_task()
-    interrupted = False
-
-    def interrupt() -> None:
-        nonlocal interrupted
-        interrupted = True
-        if task is not None:
-            task.cancel()
-
-    loop.add_signal_handler(signal.SIGINT, interrupt)
-    try:
-        return await ChatClient(args.host, args.port, args.nick, args.room).run()
-    except CancelledError:
-        if interrupted:
-            return EXIT_INTERRUPTED
-        raise
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
+    return await ChatClient(args.host, args.port, args.nick, args.room).run()

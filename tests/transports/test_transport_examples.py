@@ -157,6 +157,50 @@ def test_tcp_clients_report_a_refused_connection() -> None:
             assert "Traceback" not in client.stderr
 
 
+@pytest.mark.parametrize(
+    "script, args",
+    [
+        ("tcp_echo_client.py", ()),
+        ("tcp_echo_streams.py", ("--client",)),
+        ("half_close.py", ("--connect",)),
+        ("udp_echo_client.py", ("--timeout", "30")),
+    ],
+    ids=["tcp_echo_client", "tcp_echo_streams", "half_close", "udp_echo_client"],
+)
+def test_clients_exit_130_on_ctrl_c_without_a_traceback(script: str, args: tuple[str, ...]) -> None:
+    """A client waiting on a server that never answers, interrupted: it
+    ends with the shell's status for Ctrl-C and says nothing more."""
+    udp = script.startswith("udp")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.settimeout(TIMEOUT)
+        if not udp:
+            silent.listen()
+        port = str(silent.getsockname()[1])
+        client = subprocess.Popen(
+            [sys.executable, os.path.join(EXAMPLES, script), "--port", port, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            if udp:
+                silent.recvfrom(65536)  # its first datagram: it is waiting for the echo
+                connection = None
+            else:
+                connection, _ = silent.accept()  # connected: it is waiting for an answer
+            client.send_signal(signal.SIGINT)
+            _, err = client.communicate(timeout=TIMEOUT)
+            if connection is not None:
+                connection.close()
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.communicate()
+    assert client.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
 def test_udp_echo_server_and_client(servers: list[RunningServer]) -> None:
     server = start(servers, "udp_echo_server.py")
     client = run_example("udp_echo_client.py", "--port", str(server.port), "--count", "20", "--message", "datagram")

@@ -154,6 +154,49 @@ def test_the_client_sends_stdin_lines_and_prints_what_arrives() -> None:
         stop_server(server)
 
 
+def test_the_client_with_piped_input_prints_every_answer_before_closing() -> None:
+    """All the input arrives at once and ends at once: the client must wait
+    for the echoes instead of closing as soon as stdin ends."""
+    server, uri = start_server("ws_echo_server.py")
+    try:
+        lines = [f"line {number}" for number in range(20)]
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / "ws_client.py"), uri, "--linger", "2"],
+            input="".join(line + "\n" for line in lines),
+            capture_output=True,
+            text=True,
+            timeout=LINE_TIMEOUT * 3,
+        )
+    finally:
+        stop_server(server)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == lines
+    assert "connection closed: code 1000" in result.stderr
+
+
+def test_the_client_exits_130_on_ctrl_c_without_a_traceback() -> None:
+    server, uri = start_server("ws_echo_server.py")
+    client = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "ws_client.py"), uri],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "connected to" in read_line(client.stderr)
+        client.send_signal(signal.SIGINT)
+        client.wait(timeout=LINE_TIMEOUT)  # stdin still open: only the signal ends it
+        err = client.stderr.read()
+    finally:
+        if client.poll() is None:
+            client.kill()
+        client.communicate()
+        stop_server(server)
+    assert client.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
 def test_the_client_takes_host_and_port_and_reports_a_refused_connection() -> None:
     server, uri = start_server("ws_echo_server.py")
     port = uri.rsplit(":", 1)[1].strip("/")
