@@ -18,13 +18,16 @@ Failures are reported as one line on stderr.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import signal
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import _ports, errors
-from ._argtypes import connect_port, listen_port, non_negative_float, os_error_reason, positive_int
+from ._argtypes import connect_port, http_header, listen_port, non_negative_float, os_error_reason, positive_int
 from ._stdin import StdinLines
 from .framing import FramedProtocol, LengthPrefixFramer, read_frame
 from .loop import EventLoop
@@ -108,15 +111,35 @@ async def _wait_for_signal() -> None:
 
 
 async def _echo(args: argparse.Namespace) -> int:
-    loop = get_running_loop()
     mode = args.mode
     port = ECHO_PORTS[mode] if args.port is None else args.port
+    try:
+        if mode == "udp":
+            transport = await _listen_udp(args.host, port)
+        else:
+            server = await _listen(mode, args, args.host, port)
+    except OSError as exc:  # the port is taken, the address is not this machine's, the name is unknown
+        raise CommandError(f"cannot listen on {_address((args.host, port))}: {os_error_reason(exc)}") from None
     if mode == "udp":
-        transport, _ = await loop.create_datagram_endpoint(_UDPEcho, local_addr=(args.host, port))
         print(f"udp echo server listening on {_address(transport.get_extra_info('sockname'))}", flush=True)
         await _wait_for_signal()
         transport.close()
         return EXIT_OK
+    print(f"{mode} echo server listening on {_address(server.sockets[0].getsockname())}", flush=True)
+    await _wait_for_signal()
+    server.close()
+    server.abort_clients()
+    await server.wait_closed()
+    return EXIT_OK
+
+
+async def _listen_udp(host: str, port: int) -> Any:
+    transport, _ = await get_running_loop().create_datagram_endpoint(_UDPEcho, local_addr=(host, port))
+    return transport
+
+
+async def _listen(mode: str, args: argparse.Namespace, host: str, port: int) -> Any:
+    """The TCP, framed or WebSocket echo server, listening."""
     if mode == "ws":
         from .websocket import serve
 
@@ -124,19 +147,12 @@ async def _echo(args: argparse.Namespace) -> int:
             async for message in ws:
                 await ws.send(message)
 
-        server = await serve(echo, args.host, port, max_message_size=args.max_size)
-    elif mode == "framed":
+        return await serve(echo, host, port, max_message_size=args.max_size)
+    loop = get_running_loop()
+    if mode == "framed":
         max_size = args.max_size
-
-        server = await loop.create_server(lambda: _FramedEcho(LengthPrefixFramer(max_frame_size=max_size)), args.host, port)
-    else:
-        server = await loop.create_server(_TCPEcho, args.host, port)
-    print(f"{mode} echo server listening on {_address(server.sockets[0].getsockname())}", flush=True)
-    await _wait_for_signal()
-    server.close()
-    server.abort_clients()
-    await server.wait_closed()
-    return EXIT_OK
+        return await loop.create_server(lambda: _FramedEcho(LengthPrefixFramer(max_frame_size=max_size)), host, port)
+    return await loop.create_server(_TCPEcho, host, port)
 
 
 # --------------------------------------------------------------------- send
@@ -198,17 +214,11 @@ async def _send_framed(args: argparse.Namespace) -> int:
 async def _ws_client(args: argparse.Namespace) -> int:
     from .websocket import connect
 
-    headers = []
-    for header in args.header:
-        name, sep, value = header.partition(":")
-        if not sep or not name.strip():
-            raise CommandError(f"invalid --header {header!r}: expected 'Name: value'")
-        headers.append((name.strip(), value.strip()))
     try:
         ws = await connect(
             args.uri,
             subprotocols=args.subprotocol or (),
-            extra_headers=headers,
+            extra_headers=args.header,
             max_message_size=args.max_size,
         )
     except errors.InvalidURI as exc:
@@ -300,6 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     from .chat.client import add_arguments as add_chat_client_arguments
 
     parser = argparse.ArgumentParser(prog="netkit", description="netkit's servers and clients, for trying things out.")
+    parser.add_argument("--version", action="version", version=f"netkit {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     logging_options = argparse.ArgumentParser(add_help=False)
     logging_options.add_argument(
@@ -336,7 +347,7 @@ def _parser() -> argparse.ArgumentParser:
     default_uri = f"ws://127.0.0.1:{_ports.WEBSOCKET_ECHO_PORT}/"
     ws.add_argument("uri", nargs="?", default=default_uri, help=f"ws://host:port/path (default {default_uri}: netkit echo --ws)")
     ws.add_argument("--subprotocol", action="append", help="offer this subprotocol (repeatable)")
-    ws.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
+    ws.add_argument("--header", type=http_header, action="append", default=[], help="extra request header 'Name: value' (repeatable)")
     ws.add_argument("--max-size", type=positive_int, default=1024 * 1024, help="largest message accepted")
     ws.add_argument(
         "--linger",
@@ -355,6 +366,25 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--max-size", type=positive_int, default=16 * 1024 * 1024, help="largest frame accepted")
     send.set_defaults(run=_send_framed)
     return parser
+
+
+def package_version() -> str:
+    """netkit's version, from pyproject.toml, its one source.
+
+    Running from a checkout, that is the pyproject.toml beside the package
+    (an installed distribution of another version may be on the path too);
+    installed, it is the version pip recorded from it.
+    """
+    checkout = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if checkout.is_file():
+        with checkout.open("rb") as file:
+            project = tomllib.load(file).get("project", {})
+        if project.get("name") == "netkit" and isinstance(project.get("version"), str):
+            return project["version"]
+    try:
+        return importlib.metadata.version("netkit")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (neither installed nor run from a checkout)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

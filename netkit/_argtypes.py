@@ -11,7 +11,13 @@ import argparse
 import os
 import socket
 
-__all__ = ["listen_port", "connect_port", "positive_int", "non_negative_float", "os_error_reason"]
+__all__ = ["listen_port", "connect_port", "positive_int", "non_negative_float", "http_header", "os_error_reason"]
+
+# RFC 9110 §5.6.2: a field name is a token, one or more of these characters.
+_TOKEN_CHARACTERS = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# RFC 9110 §5.5: a field value may not contain CR, LF or NUL (a CR or LF
+# would end the header line and start another: header injection).
+_FORBIDDEN_IN_VALUE = ("\r", "\n", "\0")
 
 _MAX_PORT = 65535
 
@@ -56,6 +62,19 @@ def non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):  # also refuses nan
         raise argparse.ArgumentTypeError(f"{text} is not a duration: use 0 or more seconds")
     return value
+
+
+def http_header(text: str) -> tuple[str, str]:
+    """An extra request header, ``Name: value``, as ``(name, value)``."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a header: expected 'Name: value'")
+    if not _TOKEN_CHARACTERS.issuperset(name):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a header name: letters, digits and !#$%&'*+-.^_`|~ only")
+    if any(character in value for character in _FORBIDDEN_IN_VALUE):
+        raise argparse.ArgumentTypeError(f"the value of header {name!r} contains a line break or NUL")
+    return name, value
 
 
 def os_error_reason(exc: OSError) -> str:

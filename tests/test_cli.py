@@ -629,13 +629,31 @@ def test_send_refused_connection_is_one_line_and_status_1(refusing_port: int) ->
     assert line == f"netkit send: cannot connect to 127.0.0.1:{refusing_port}: Connection refused"
 
 
-def test_listening_on_a_taken_port_is_one_line_and_status_1() -> None:
-    with socket.socket() as holder:
+@pytest.mark.parametrize("mode", ["--tcp", "--udp", "--framed", "--ws"])
+def test_listening_on_a_taken_port_is_one_line_naming_the_address(mode: str) -> None:
+    kind = socket.SOCK_DGRAM if mode == "--udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as holder:
         holder.bind(("127.0.0.1", 0))
-        holder.listen()
+        if kind == socket.SOCK_STREAM:
+            holder.listen()
         port = holder.getsockname()[1]
-        line = one_error_line(run_netkit("echo", "--tcp", "--port", str(port)), "netkit echo: ")
-    assert "Address already in use" in line and str(port) in line
+        line = one_error_line(run_netkit("echo", mode, "--port", str(port)), "netkit echo: ")
+    assert line == f"netkit echo: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+@pytest.mark.parametrize("mode", ["--tcp", "--udp"])
+def test_listening_on_an_unknown_host_is_one_line_naming_it(mode: str) -> None:
+    line = one_error_line(run_netkit("echo", mode, "--host", "no-such-host.invalid", "--port", "0"), "netkit echo: ")
+    assert line.startswith("netkit echo: cannot listen on no-such-host.invalid:0: "), line
+
+
+def test_version_is_the_projects() -> None:
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as file:
+        version = tomllib.load(file)["project"]["version"]
+    result = run_netkit("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"netkit {version}\n", "")
 
 
 @pytest.mark.parametrize(
@@ -650,6 +668,9 @@ def test_listening_on_a_taken_port_is_one_line_and_status_1() -> None:
         ["ws", "ws://127.0.0.1:1/", "ws://127.0.0.1:2/"],
         ["ws", "ws://127.0.0.1:1/", "--max-size", "-1"],
         ["ws", "ws://127.0.0.1:1/", "--linger", "soon"],
+        ["ws", "ws://127.0.0.1:1/", "--header", "bad"],
+        ["ws", "ws://127.0.0.1:1/", "--header", "Bad Name: value"],
+        ["ws", "ws://127.0.0.1:1/", "--header", "X-Split: one\r\nInjected: two"],
         ["send", "127.0.0.1", "9000"],
         ["send", "--framed", "127.0.0.1", "0"],
         ["chat", "--http-port", "-1"],
