@@ -1,6 +1,7 @@
 """Shared helpers for the examples: make ``import netkit`` work from a fresh
-checkout, stop servers cleanly on SIGINT/SIGTERM, end clients quietly on
-Ctrl-C, and the default ports (one per protocol, the same as
+checkout, stop servers cleanly on SIGINT/SIGTERM and report a port they
+cannot listen on in one line, end clients quietly on Ctrl-C, count in
+good English, and the default ports (one per protocol, the same as
 ``python -m netkit``'s: netkit/_ports.py)."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import netkit  # noqa: E402
+from netkit._argtypes import os_error_reason  # noqa: E402
 from netkit._ports import ECHO_PORT, FRAMED_ECHO_PORT, HALF_CLOSE_PORT, WEBSOCKET_ECHO_PORT  # noqa: E402,F401
 
 
@@ -34,6 +36,29 @@ def run_client(main: Coroutine[Any, Any, int]) -> int:
         return netkit.run(main)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def run_server(main: Coroutine[Any, Any, Any], host: str, port: int) -> int:
+    """``netkit.run(main)`` for a server: 0 once it has stopped, 1 with one line
+    on stderr when it cannot listen on ``host:port`` (the port is taken, the
+    address is not this machine's, the name is unknown).
+
+    An ``OSError`` can only come from listening: once a server runs, a
+    failing connection is that connection's business, never ``main``'s.
+    """
+    try:
+        netkit.run(main)
+    except OSError as exc:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"cannot listen on {shown}:{port}: {os_error_reason(exc)}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """A count and its noun: ``"1 byte"``, ``"1,000 bytes"``, ``"2 echoes"``
+    (``nouns`` when adding an s is not the plural)."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def stop_on_signals(stop: netkit.Event) -> None:

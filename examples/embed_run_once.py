@@ -24,7 +24,7 @@ import argparse
 import time
 from typing import Any
 
-from _common import netkit
+from _common import netkit, plural
 
 FRAME_SECONDS = 1 / 20  # a 20 frames-per-second "game": slow enough to read the output
 MAX_FRAMES = 2000  # a safety stop: the game ends well before this
@@ -99,7 +99,7 @@ def main(questions: int, pause: float) -> None:
     server.close()
     loop.run_until_complete(server.wait_closed())
     loop.close()
-    print(f"the spectator got {len(answers)} answers", flush=True)
+    print(f"the spectator got {plural(len(answers), 'answer')}", flush=True)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ Try it with examples/framed_echo_client.py.
 from __future__ import annotations
 
 import argparse
+import sys
 
-from _common import FRAMED_ECHO_PORT, announce_and_wait, listening_on, netkit
+from _common import FRAMED_ECHO_PORT, announce_and_wait, listening_on, netkit, run_server
 from netkit.framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer
 
 
@@ -77,4 +78,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    netkit.run(main(arguments.host, arguments.port, arguments.max_frame_size))
+    sys.exit(run_server(main(arguments.host, arguments.port, arguments.max_frame_size), arguments.host, arguments.port))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import HALF_CLOSE_PORT, listening_on, netkit, run_client, stop_on_signals
+from _common import HALF_CLOSE_PORT, listening_on, netkit, plural, run_client, run_server, stop_on_signals
 from netkit.framing import DEFAULT_MAX_FRAME_SIZE
 
 # The largest request held in memory: the same 16 MiB as the framed echo's
@@ -51,7 +51,7 @@ class WordCounter(netkit.Protocol):
 
     def eof_received(self) -> bool:
         lines = bytes(self.request).splitlines()
-        report = f"{len(self.request)} bytes, {len(lines)} lines, {len(self.request.split())} words\n"
+        report = f"{plural(len(self.request), 'byte')}, {plural(len(lines), 'line')}, {plural(len(self.request.split()), 'word')}\n"
         self.transport.write(report.encode())
         self.transport.writelines(line + b"\n" for line in sorted(lines))
         self.transport.close()  # flushes the answer, then sends our FIN
@@ -62,13 +62,13 @@ async def ask(host: str, port: int, request: bytes) -> int:
     reader, writer = await netkit.open_connection(host, port)
     writer.write(request)
     writer.write_eof()  # FIN: "that was all" -- our write side is now shut
-    print(f"client: sent {len(request)} bytes, then shut down the write side", flush=True)
+    print(f"client: sent {plural(len(request), 'byte')}, then shut down the write side", flush=True)
     answer = await reader.read()  # reads until the server's FIN
     writer.close()
     await writer.wait_closed()
     report, _, body = answer.partition(b"\n")
     print(f"client: the server counted {report.decode()}", flush=True)
-    print(f"client: received {len(answer)} bytes of answer after our EOF", flush=True)
+    print(f"client: received {plural(len(answer), 'byte')} of answer after our EOF", flush=True)
     expected = b"".join(line + b"\n" for line in sorted(request.splitlines()))
     return 0 if body == expected else 1
 
@@ -113,4 +113,5 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.port is None:
         args.port = HALF_CLOSE_PORT if args.serve or args.connect else 0
-    sys.exit(run_client(main(args.host, args.port, args.serve, args.connect, args.lines, args.max_request_size)))
+    program = main(args.host, args.port, args.serve, args.connect, args.lines, args.max_request_size)
+    sys.exit(run_server(program, args.host, args.port) if args.serve else run_client(program))

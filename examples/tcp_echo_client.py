@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import ECHO_PORT, netkit, run_client
+from _common import ECHO_PORT, netkit, plural, run_client
 
 
 class EchoClient(netkit.Protocol):
@@ -70,7 +70,7 @@ async def main(host: str, port: int, message: bytes, count: int, timeout: float)
         return 1
     finally:
         transport.close()
-    print(f"{round_trips} echoes of {len(message)} bytes, all intact", flush=True)
+    print(f"{plural(round_trips, 'echo', 'echoes')} of {plural(len(message), 'byte')}, {'all ' if round_trips > 1 else ''}intact", flush=True)
     return 0
 
 

@@ -13,8 +13,9 @@ held back by TCP instead of filling this server's memory.
 from __future__ import annotations
 
 import argparse
+import sys
 
-from _common import ECHO_PORT, announce_and_wait, listening_on, netkit
+from _common import ECHO_PORT, announce_and_wait, listening_on, netkit, run_server
 
 
 class EchoProtocol(netkit.Protocol):
@@ -52,4 +53,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=ECHO_PORT, help=f"default {ECHO_PORT}; 0 picks a free port")
     args = parser.parse_args()
-    netkit.run(main(args.host, args.port))
+    sys.exit(run_server(main(args.host, args.port), args.host, args.port))

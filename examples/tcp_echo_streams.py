@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import ECHO_PORT, announce_and_wait, listening_on, netkit, run_client
+from _common import ECHO_PORT, announce_and_wait, listening_on, netkit, plural, run_client, run_server
 
 
 async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
@@ -53,7 +53,7 @@ async def client(host: str, port: int, message: bytes, count: int) -> int:
             if echoed != message:
                 print(f"sent {message!r}, got back {echoed!r}", file=sys.stderr, flush=True)
                 return 1
-    print(f"{count} echoes of {len(message)} bytes, all intact", flush=True)
+    print(f"{plural(count, 'echo', 'echoes')} of {plural(len(message), 'byte')}, {'all ' if count > 1 else ''}intact", flush=True)
     return 0
 
 
@@ -67,4 +67,4 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.client:
         sys.exit(run_client(client(args.host, args.port, args.message.encode(), args.count)))
-    sys.exit(netkit.run(serve(args.host, args.port)))
+    sys.exit(run_server(serve(args.host, args.port), args.host, args.port))

@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from _common import ECHO_PORT, netkit, run_client
+from _common import ECHO_PORT, netkit, plural, run_client
 
 
 class UDPEchoClient(netkit.DatagramProtocol):
@@ -54,7 +54,7 @@ async def main(host: str, port: int, message: bytes, count: int, timeout: float,
                 return 1
     finally:
         transport.close()
-    print(f"{count} datagrams echoed intact", flush=True)
+    print(f"{plural(count, 'datagram')} echoed intact", flush=True)
     return 0
 
 

@@ -10,9 +10,10 @@ which ``sendto`` uses to answer.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from _common import ECHO_PORT, announce_and_wait, netkit
+from _common import ECHO_PORT, announce_and_wait, netkit, run_server
 
 
 class UDPEcho(netkit.DatagramProtocol):
@@ -52,4 +53,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=ECHO_PORT, help=f"default {ECHO_PORT}; 0 picks a free port")
     args = parser.parse_args()
-    netkit.run(main(args.host, args.port))
+    sys.exit(run_server(main(args.host, args.port), args.host, args.port))

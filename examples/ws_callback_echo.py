@@ -11,8 +11,9 @@ until its send buffer drains, so a slow client cannot make it buffer without bou
 from __future__ import annotations
 
 import argparse
+import sys
 
-from _common import WEBSOCKET_ECHO_PORT, announce_and_wait, listening_on, netkit
+from _common import WEBSOCKET_ECHO_PORT, announce_and_wait, listening_on, netkit, run_server
 from netkit import websocket
 
 
@@ -43,4 +44,4 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=WEBSOCKET_ECHO_PORT, help=f"default {WEBSOCKET_ECHO_PORT}; 0 picks a free port")
     parser.add_argument("--max-message-size", type=int, default=16 * 1024 * 1024)
     args = parser.parse_args()
-    netkit.run(main(args.host, args.port, args.max_message_size))
+    sys.exit(run_server(main(args.host, args.port, args.max_message_size), args.host, args.port))

@@ -251,3 +251,22 @@ def test_framed_echo_client_exits_130_on_ctrl_c_without_a_traceback():
                 client.communicate()
     assert client.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+def test_framed_echo_client_counts_in_the_singular_too():
+    with framed_echo_server() as server:
+        result = run_client(server.port, "--count", "1", "--seed", "1")
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    sent, checked = result.stdout.splitlines()
+    assert sent.startswith("sent 1 frame ("), sent
+    assert checked.startswith("the echo came back intact in "), checked
+
+
+def test_framed_echo_client_gives_up_at_its_timeout_on_a_server_that_stopped_reading():
+    """The timeout ends the run even with frames still waiting to be sent:
+    the client drops the connection instead of waiting to flush them."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never reads
+        result = run_client(silent.getsockname()[1], "--timeout", "1", "--seed", "5")
+    assert result.returncode == 1
+    assert result.stderr.startswith("FAILED after 0 of 1,000 echoes (seed 5): TimeoutError"), result.stderr

@@ -49,3 +49,8 @@ def test_embed_loop_thread_from_synchronous_code() -> None:
     assert "submit(): ['ONE', 'TWO', 'THREE'] (3 done)" in lines
     assert "call_soon(): on netkit-loop" in lines
     assert lines[-1] == "loop thread stopped; back to plain synchronous code"
+
+
+def test_embed_run_once_counts_in_the_singular_too() -> None:
+    lines = run_example("embed_run_once.py", "--questions", "1", "--pause", "0.05")
+    assert lines[-1] == "the spectator got 1 answer"

@@ -201,6 +201,42 @@ def test_clients_exit_130_on_ctrl_c_without_a_traceback(script: str, args: tuple
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
 
 
+def test_clients_count_in_the_singular_too(servers: list[RunningServer]) -> None:
+    server = start(servers, "tcp_echo_server.py")
+    callback = run_example("tcp_echo_client.py", "--port", str(server.port), "--message", "x")
+    assert callback.stdout.splitlines()[-1] == "1 echo of 1 byte, intact", callback.stdout
+    streams = run_example("tcp_echo_streams.py", "--client", "--port", str(server.port), "--message", "x")
+    assert streams.stdout.splitlines()[-1] == "1 echo of 1 byte, intact", streams.stdout
+    udp = start(servers, "udp_echo_server.py")
+    datagram = run_example("udp_echo_client.py", "--port", str(udp.port))
+    assert datagram.stdout.splitlines()[-1] == "1 datagram echoed intact", datagram.stdout
+    half_close = run_example("half_close.py", "--lines", "1")
+    assert "client: the server counted 27 bytes, 1 line, 5 words" in half_close.stdout.splitlines()
+
+
+SERVERS = [
+    ("tcp_echo_server.py", socket.SOCK_STREAM, ()),
+    ("tcp_echo_streams.py", socket.SOCK_STREAM, ()),
+    ("udp_echo_server.py", socket.SOCK_DGRAM, ()),
+    ("framed_echo_server.py", socket.SOCK_STREAM, ()),
+    ("half_close.py", socket.SOCK_STREAM, ("--serve",)),
+    ("ws_echo_server.py", socket.SOCK_STREAM, ()),
+    ("ws_callback_echo.py", socket.SOCK_STREAM, ()),
+]
+
+
+@pytest.mark.parametrize("script, kind, args", SERVERS, ids=[script for script, _, _ in SERVERS])
+def test_example_servers_report_a_taken_port_in_one_line(script: str, kind: int, args: tuple[str, ...]) -> None:
+    with socket.socket(socket.AF_INET, kind) as holder:
+        holder.bind(("127.0.0.1", 0))
+        if kind == socket.SOCK_STREAM:
+            holder.listen()
+        port = holder.getsockname()[1]
+        result = run_example(script, "--port", str(port), *args)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == f"cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
 def test_udp_echo_server_and_client(servers: list[RunningServer]) -> None:
     server = start(servers, "udp_echo_server.py")
     client = run_example("udp_echo_client.py", "--port", str(server.port), "--count", "20", "--message", "datagram")
@@ -224,7 +260,7 @@ def test_half_close_demo_reads_the_whole_answer_after_eof() -> None:
     result = run_example("half_close.py", "--port", "0", "--lines", "20000")
     assert result.returncode == 0, result.stderr
     assert "then shut down the write side" in result.stdout
-    assert "20000 lines" in result.stdout
+    assert "20,000 lines" in result.stdout
     assert "server stopped" in result.stdout
 
 
@@ -245,7 +281,7 @@ def test_half_close_server_answers_a_request_at_its_limit(servers: list[RunningS
     server = start(servers, "half_close.py", "--serve", "--max-request-size", str(1000 * 27))
     client = run_example("half_close.py", "--connect", "--port", str(server.port), "--lines", "1000")  # 27 bytes a line
     assert client.returncode == 0, client.stderr
-    assert "27000 bytes, 1000 lines" in client.stdout
+    assert "27,000 bytes, 1,000 lines" in client.stdout
     status, _, err = server.stop()
     assert status == 0, err
 
@@ -254,7 +290,7 @@ def test_half_close_server_and_client_apart(servers: list[RunningServer]) -> Non
     server = start(servers, "half_close.py", "--serve")
     client = run_example("half_close.py", "--connect", "--port", str(server.port), "--lines", "1000")
     assert client.returncode == 0, client.stderr
-    assert "1000 lines" in client.stdout
+    assert "1,000 lines" in client.stdout
     status, out, err = server.stop()
     assert status == 0, err
     assert "server stopped" in out

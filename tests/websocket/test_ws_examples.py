@@ -212,6 +212,20 @@ def test_the_client_takes_host_and_port_and_reports_a_refused_connection() -> No
     assert f"could not connect to ws://127.0.0.1:{port}/" in result.stderr
 
 
+def test_the_autobahn_client_without_a_server_says_so_in_one_line() -> None:
+    server, uri = start_server("ws_echo_server.py")
+    port = uri.rsplit(":", 1)[1].strip("/")
+    stop_server(server)  # the port is free again: nobody listens there
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "ws_autobahn_client.py"), port],
+        capture_output=True,
+        text=True,
+        timeout=LINE_TIMEOUT,
+    )
+    assert result.returncode == 1
+    assert result.stderr == f"cannot reach the test suite's server at ws://127.0.0.1:{port}: Connection refused\n"
+
+
 def test_the_client_ends_when_the_server_goes_away() -> None:
     server, uri = start_server("ws_echo_server.py")
     client = subprocess.Popen(
