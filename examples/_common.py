@@ -6,6 +6,7 @@ good English, and the default ports (one per protocol, the same as
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
@@ -16,6 +17,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import netkit  # noqa: E402
+from netkit import websocket  # noqa: E402
 from netkit._argtypes import os_error_reason  # noqa: E402
 from netkit._ports import ECHO_PORT, FRAMED_ECHO_PORT, HALF_CLOSE_PORT, WEBSOCKET_ECHO_PORT  # noqa: E402,F401
 
@@ -53,6 +55,36 @@ def run_server(main: Coroutine[Any, Any, Any], host: str, port: int) -> int:
         print(f"cannot listen on {shown}:{port}: {os_error_reason(exc)}", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+# The WebSocket echo servers' message limit: the Autobahn|Testsuite, which
+# is run against them (docs/conformance.md), sends messages of up to 16 MiB.
+ECHO_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+
+def add_websocket_options(parser: argparse.ArgumentParser, max_message_size: int | None = None) -> None:
+    """``--max-message-size``, ``--open-timeout`` and ``--close-timeout``, with
+    the defaults of ``netkit.websocket.Options`` (or ``max_message_size``)."""
+    defaults = websocket.Options()
+    size = defaults.max_message_size if max_message_size is None else max_message_size
+    parser.add_argument("--max-message-size", type=int, default=size, help=f"largest message accepted, in bytes (default {size:,})")
+    for name, handshake, seconds in (("open", "opening", defaults.open_timeout), ("close", "closing", defaults.close_timeout)):
+        parser.add_argument(
+            f"--{name}-timeout",
+            type=float,
+            default=seconds,
+            metavar="SECONDS",
+            help=f"the {handshake} handshake must be done within this time (default {seconds:g}; 0: no limit)",
+        )
+
+
+def websocket_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options ``add_websocket_options`` read, for ``serve`` or ``connect``."""
+    return {
+        "max_message_size": args.max_message_size,
+        "open_timeout": args.open_timeout or None,  # netkit's options say None for "no limit"
+        "close_timeout": args.close_timeout or None,
+    }
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

@@ -12,8 +12,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from _common import WEBSOCKET_ECHO_PORT, announce_and_wait, listening_on, netkit, run_server
+from _common import (
+    ECHO_MAX_MESSAGE_SIZE,
+    WEBSOCKET_ECHO_PORT,
+    add_websocket_options,
+    announce_and_wait,
+    listening_on,
+    netkit,
+    run_server,
+    websocket_options,
+)
 from netkit import websocket
 
 
@@ -30,8 +40,8 @@ class Echo(websocket.WebSocketHandler):
         ws.transport.resume_reading()
 
 
-async def main(host: str, port: int, max_message_size: int) -> None:
-    server = await websocket.serve(Echo, host, port, max_message_size=max_message_size)
+async def main(host: str, port: int, options: dict[str, Any]) -> None:
+    server = await websocket.serve(Echo, host, port, **options)
     await announce_and_wait(f"websocket callback echo server listening on ws://{listening_on(server)}/")
     server.close()
     await server.wait_closed()
@@ -42,6 +52,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=WEBSOCKET_ECHO_PORT, help=f"default {WEBSOCKET_ECHO_PORT}; 0 picks a free port")
-    parser.add_argument("--max-message-size", type=int, default=16 * 1024 * 1024)
+    add_websocket_options(parser, max_message_size=ECHO_MAX_MESSAGE_SIZE)
     args = parser.parse_args()
-    sys.exit(run_server(main(args.host, args.port, args.max_message_size), args.host, args.port))
+    sys.exit(run_server(main(args.host, args.port, websocket_options(args)), args.host, args.port))

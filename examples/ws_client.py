@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from _common import WEBSOCKET_ECHO_PORT, netkit, run_client
+from _common import WEBSOCKET_ECHO_PORT, add_websocket_options, netkit, run_client, websocket_options
 from netkit import ConnectionClosed, HandshakeError, LimitOverrunError
 from netkit import websocket
 from netkit._stdin import StdinLines
@@ -73,10 +74,16 @@ async def send_lines(ws: websocket.WebSocket, lines: StdinLines, linger: float, 
     await ws.close()
 
 
-async def main(uri: str, linger: float) -> int:
+async def main(uri: str, linger: float, options: dict[str, Any]) -> int:
     try:
-        ws = await websocket.connect(uri)
-    except (OSError, HandshakeError, TimeoutError) as exc:
+        ws = await websocket.connect(uri, **options)
+    except TimeoutError as exc:
+        if exc.errno is not None:  # the system's ETIMEDOUT, while connecting
+            print(f"could not connect to {uri}: {exc}", file=sys.stderr)
+        else:
+            print(f"could not connect to {uri}: no answer to the opening handshake within {options['open_timeout']:g} s", file=sys.stderr)
+        return 1
+    except (OSError, HandshakeError) as exc:
         print(f"could not connect to {uri}: {exc}", file=sys.stderr)
         return 1
     print(f"connected to {uri}; type lines to send them, Ctrl-D to close", file=sys.stderr)
@@ -105,6 +112,7 @@ if __name__ == "__main__":
         default=DEFAULT_LINGER,
         help=f"after the end of input, close once the server has been quiet this many seconds (default {DEFAULT_LINGER:g})",
     )
+    add_websocket_options(parser)
     args = parser.parse_args()
     target = args.uri or f"ws://{args.host}:{args.port}{args.path}"
-    sys.exit(run_client(main(target, args.linger)))
+    sys.exit(run_client(main(target, args.linger, websocket_options(args))))

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from . import _ports, errors
-from ._argtypes import connect_port, http_header, listen_port, non_negative_float, os_error_reason, positive_int
+from ._argtypes import connect_port, http_header, listen_port, non_negative_float, os_error_reason, positive_int, timeout_seconds
 from ._stdin import StdinLines
-from .framing import FramedProtocol, LengthPrefixFramer, read_frame
+from .framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer, read_frame
 from .loop import EventLoop
 from .protocols import DatagramProtocol, Protocol
 from .sync import Event
@@ -147,12 +147,22 @@ async def _listen(mode: str, args: argparse.Namespace, host: str, port: int) -> 
             async for message in ws:
                 await ws.send(message)
 
-        return await serve(echo, host, port, max_message_size=args.max_size)
+        return await serve(echo, host, port, max_message_size=_max_size(args), **_websocket_timeouts(args))
     loop = get_running_loop()
     if mode == "framed":
-        max_size = args.max_size
+        max_size = _max_size(args)
         return await loop.create_server(lambda: _FramedEcho(LengthPrefixFramer(max_frame_size=max_size)), host, port)
     return await loop.create_server(_TCPEcho, host, port)
+
+
+def _max_size(args: argparse.Namespace) -> int:
+    """``--max-size``, or the library's default for the mode: the framer's
+    largest frame, or a WebSocket connection's largest message."""
+    if args.max_size is not None:
+        return int(args.max_size)
+    if args.mode == "ws":
+        return _websocket_defaults().max_message_size
+    return DEFAULT_MAX_FRAME_SIZE
 
 
 # --------------------------------------------------------------------- send
@@ -220,11 +230,17 @@ async def _ws_client(args: argparse.Namespace) -> int:
             subprotocols=args.subprotocol or (),
             extra_headers=args.header,
             max_message_size=args.max_size,
+            **_websocket_timeouts(args),
         )
     except errors.InvalidURI as exc:
         raise CommandError(str(exc)) from None  # it quotes the URI and says what is wrong
     except errors.HandshakeError as exc:
         raise CommandError(f"handshake with {args.uri} failed: {exc}") from None
+    except TimeoutError as exc:
+        if exc.errno is None and args.open_timeout is not None:  # netkit's deadline, not the system's ETIMEDOUT
+            within = f"{args.open_timeout:g} s (--open-timeout)"
+            raise CommandError(f"no answer to the opening handshake from {args.uri} within {within}") from None
+        raise CommandError(f"cannot connect to {args.uri}: {os_error_reason(exc)}") from None
     except OSError as exc:
         raise CommandError(f"cannot connect to {args.uri}: {os_error_reason(exc)}") from None
     print(f"connected to {args.uri}" + (f" (subprotocol {ws.subprotocol})" if ws.subprotocol else ""), file=sys.stderr)
@@ -341,14 +357,25 @@ def _parser() -> argparse.ArgumentParser:
             f"{_ports.WEBSOCKET_ECHO_PORT} (--ws); 0: any free port"
         ),
     )
-    echo.add_argument("--max-size", type=positive_int, default=16 * 1024 * 1024, help="largest frame/message (framed, ws)")
+    echo.add_argument(
+        "--max-size",
+        type=positive_int,
+        help=f"largest frame (--framed, default {DEFAULT_MAX_FRAME_SIZE}) or message (--ws, default {_websocket_defaults().max_message_size})",
+    )
+    _add_websocket_timeouts(echo, " (--ws)")
 
     ws = commands.add_parser("ws", parents=[logging_options], help="interactive WebSocket client: stdin lines out, messages in")
     default_uri = f"ws://127.0.0.1:{_ports.WEBSOCKET_ECHO_PORT}/"
     ws.add_argument("uri", nargs="?", default=default_uri, help=f"ws://host:port/path (default {default_uri}: netkit echo --ws)")
     ws.add_argument("--subprotocol", action="append", help="offer this subprotocol (repeatable)")
     ws.add_argument("--header", type=http_header, action="append", default=[], help="extra request header 'Name: value' (repeatable)")
-    ws.add_argument("--max-size", type=positive_int, default=1024 * 1024, help="largest message accepted")
+    ws.add_argument(
+        "--max-size",
+        type=positive_int,
+        default=_websocket_defaults().max_message_size,
+        help=f"largest message accepted (default {_websocket_defaults().max_message_size})",
+    )
+    _add_websocket_timeouts(ws)
     ws.add_argument(
         "--linger",
         type=non_negative_float,
@@ -363,9 +390,46 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument(
         "port", nargs="?", type=connect_port, default=_ports.FRAMED_ECHO_PORT, help=f"default {_ports.FRAMED_ECHO_PORT}: netkit echo --framed"
     )
-    send.add_argument("--max-size", type=positive_int, default=16 * 1024 * 1024, help="largest frame accepted")
+    send.add_argument(
+        "--max-size", type=positive_int, default=DEFAULT_MAX_FRAME_SIZE, help=f"largest frame accepted (default {DEFAULT_MAX_FRAME_SIZE})"
+    )
     send.set_defaults(run=_send_framed)
     return parser
+
+
+def _websocket_defaults() -> Any:
+    """A WebSocket connection's default options (``netkit.websocket.Options``),
+    for the options' defaults: the library's, never numbers restated here."""
+    from .websocket import Options
+
+    return Options()
+
+
+def _shown_seconds(seconds: float | None) -> str:
+    return "none" if seconds is None else f"{seconds:g} s"
+
+
+def _add_websocket_timeouts(parser: argparse.ArgumentParser, applies: str = "") -> None:
+    """``--open-timeout`` and ``--close-timeout``, with the library's defaults."""
+    defaults = _websocket_defaults()
+    parser.add_argument(
+        "--open-timeout",
+        type=timeout_seconds,
+        default=defaults.open_timeout,
+        metavar="SECONDS",
+        help=f"the opening handshake must be done within this time{applies} (default {_shown_seconds(defaults.open_timeout)}; 0: no limit)",
+    )
+    parser.add_argument(
+        "--close-timeout",
+        type=timeout_seconds,
+        default=defaults.close_timeout,
+        metavar="SECONDS",
+        help=f"the closing handshake must be done within this time{applies} (default {_shown_seconds(defaults.close_timeout)}; 0: no limit)",
+    )
+
+
+def _websocket_timeouts(args: argparse.Namespace) -> dict[str, float | None]:
+    return {"open_timeout": args.open_timeout, "close_timeout": args.close_timeout}
 
 
 def package_version() -> str:

@@ -11,7 +11,7 @@ import argparse
 import os
 import socket
 
-__all__ = ["listen_port", "connect_port", "positive_int", "non_negative_float", "http_header", "os_error_reason"]
+__all__ = ["listen_port", "connect_port", "positive_int", "non_negative_float", "timeout_seconds", "http_header", "os_error_reason"]
 
 # RFC 9110 §5.6.2: a field name is a token, one or more of these characters.
 _TOKEN_CHARACTERS = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
@@ -62,6 +62,12 @@ def non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):  # also refuses nan
         raise argparse.ArgumentTypeError(f"{text} is not a duration: use 0 or more seconds")
     return value
+
+
+def timeout_seconds(text: str) -> float | None:
+    """A timeout in seconds; 0 turns it off (``None``, as netkit's options take it)."""
+    value = non_negative_float(text)
+    return value or None
 
 
 def http_header(text: str) -> tuple[str, str]:

@@ -451,6 +451,51 @@ def test_the_command_lines_a_page_shows_meet(page: str) -> None:
     assert clients >= 2
 
 
+# ------------------------------------------------------- WebSocket options
+
+
+def test_websocket_limits_and_timeouts_default_to_the_librarys() -> None:
+    from netkit.__main__ import _parser
+    from netkit.framing import DEFAULT_MAX_FRAME_SIZE
+    from netkit.websocket import Options
+
+    defaults = Options()
+    parser = _parser()
+    for args in (["echo", "--ws"], ["ws"]):
+        parsed = parser.parse_args(args)
+        assert (parsed.open_timeout, parsed.close_timeout) == (defaults.open_timeout, defaults.close_timeout), args
+    assert parser.parse_args(["ws"]).max_size == defaults.max_message_size
+    from netkit.__main__ import _max_size
+
+    assert _max_size(parser.parse_args(["echo", "--ws"])) == defaults.max_message_size
+    assert _max_size(parser.parse_args(["echo", "--framed"])) == DEFAULT_MAX_FRAME_SIZE
+    assert parser.parse_args(["send", "--framed"]).max_size == DEFAULT_MAX_FRAME_SIZE
+    assert parser.parse_args(["ws", "--open-timeout", "0"]).open_timeout is None  # 0: no limit
+    shown = " ".join(run_netkit("ws", "--help").stdout.split())
+    assert f"default {defaults.open_timeout:g}" in shown and f"default {defaults.max_message_size}" in shown, shown
+
+
+def test_echo_ws_closes_a_connection_that_sends_no_handshake_within_open_timeout() -> None:
+    with netkit_server("echo", "--ws", "--open-timeout", "0.5") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=PROCESS_TIMEOUT) as silent:
+            assert silent.recv(1) == b""  # closed by the server, well before our timeout
+
+
+def test_ws_gives_up_on_a_server_that_never_answers_the_handshake() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        uri = f"ws://127.0.0.1:{silent.getsockname()[1]}/"
+        result = run_netkit("ws", uri, "--open-timeout", "0.5")
+    line = one_error_line(result, "netkit ws: ")
+    assert line == f"netkit ws: no answer to the opening handshake from {uri} within 0.5 s (--open-timeout)"
+
+
+def test_echo_ws_takes_its_message_limit_from_max_size() -> None:
+    with netkit_server("echo", "--ws", "--max-size", "10") as server:
+        result = run_netkit("ws", f"ws://127.0.0.1:{server.port}/", "--linger", "0", stdin="short\nmore than ten bytes\n")
+    assert result.stdout == "short\n"
+    assert "closed with code 1009" in result.stderr, result.stderr
+
+
 # -------------------------------------------------------------- chat-client
 
 
@@ -668,6 +713,8 @@ def test_version_is_the_projects() -> None:
         ["ws", "ws://127.0.0.1:1/", "ws://127.0.0.1:2/"],
         ["ws", "ws://127.0.0.1:1/", "--max-size", "-1"],
         ["ws", "ws://127.0.0.1:1/", "--linger", "soon"],
+        ["ws", "ws://127.0.0.1:1/", "--open-timeout", "-1"],
+        ["echo", "--ws", "--close-timeout", "soon"],
         ["ws", "ws://127.0.0.1:1/", "--header", "bad"],
         ["ws", "ws://127.0.0.1:1/", "--header", "Bad Name: value"],
         ["ws", "ws://127.0.0.1:1/", "--header", "X-Split: one\r\nInjected: two"],

@@ -197,6 +197,46 @@ def test_the_client_exits_130_on_ctrl_c_without_a_traceback() -> None:
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
 
 
+@pytest.mark.parametrize("script", ["ws_echo_server.py", "ws_callback_echo.py"])
+def test_the_echo_servers_close_a_connection_without_a_handshake_at_open_timeout(script: str) -> None:
+    import socket
+
+    process, uri = start_server(script, "--open-timeout", "0.5")
+    try:
+        port = int(uri.rsplit(":", 1)[1].strip("/"))
+        with socket.create_connection(("127.0.0.1", port), timeout=LINE_TIMEOUT * 3) as silent:
+            assert silent.recv(1) == b""  # closed by the server, well before our own timeout
+    finally:
+        stop_server(process)
+
+
+def test_the_client_gives_up_on_a_handshake_at_open_timeout() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        uri = f"ws://127.0.0.1:{silent.getsockname()[1]}/"
+        result = subprocess.run(
+            [sys.executable, str(EXAMPLES / "ws_client.py"), uri, "--open-timeout", "0.5"],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=LINE_TIMEOUT * 3,
+        )
+    assert result.returncode == 1
+    assert result.stderr == f"could not connect to {uri}: no answer to the opening handshake within 0.5 s\n"
+
+
+def test_the_examples_websocket_options_default_to_the_librarys() -> None:
+    from netkit.websocket import Options
+
+    defaults = Options()
+    for script in ("ws_echo_server.py", "ws_callback_echo.py", "ws_client.py"):
+        shown = " ".join(subprocess.run([sys.executable, str(EXAMPLES / script), "--help"], capture_output=True, text=True, timeout=LINE_TIMEOUT).stdout.split())
+        assert f"done within this time (default {defaults.open_timeout:g};" in shown, (script, shown)
+        assert shown.count(f"(default {defaults.close_timeout:g};") >= 1, (script, shown)
+    assert f"(default {defaults.max_message_size:,})" in shown  # the client's message limit is the library's
+
+
 def test_the_client_takes_host_and_port_and_reports_a_refused_connection() -> None:
     server, uri = start_server("ws_echo_server.py")
     port = uri.rsplit(":", 1)[1].strip("/")
