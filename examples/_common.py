@@ -1,6 +1,7 @@
 """Shared helpers for the examples: make ``import netkit`` work from a fresh
 checkout, stop servers cleanly on SIGINT/SIGTERM and report a port they
-cannot listen on in one line, end clients quietly on Ctrl-C, count in
+cannot listen on in one line, close idle connections (``IdleTimeout``,
+from netkit/_idle.py, shared with ``python -m netkit echo``), end clients quietly on Ctrl-C, count in
 good English, and the default ports (one per protocol, the same as
 ``python -m netkit``'s: netkit/_ports.py)."""
 
@@ -19,6 +20,7 @@ if ROOT not in sys.path:
 import netkit  # noqa: E402
 from netkit import websocket  # noqa: E402
 from netkit._argtypes import os_error_reason  # noqa: E402
+from netkit._idle import DEFAULT_IDLE_TIMEOUT, IdleTimeout  # noqa: E402,F401
 from netkit._ports import ECHO_PORT, FRAMED_ECHO_PORT, HALF_CLOSE_PORT, WEBSOCKET_ECHO_PORT  # noqa: E402,F401
 
 
@@ -85,6 +87,20 @@ def websocket_options(args: argparse.Namespace) -> dict[str, Any]:
         "open_timeout": args.open_timeout or None,  # netkit's options say None for "no limit"
         "close_timeout": args.close_timeout or None,
     }
+
+
+def add_idle_timeout_option(parser: argparse.ArgumentParser) -> None:
+    """``--idle-timeout SECONDS`` for a TCP server (``None`` when 0: never)."""
+    parser.add_argument(
+        "--idle-timeout",
+        type=lambda text: float(text) or None,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=(
+            f"close a connection that sends nothing for this long (default {DEFAULT_IDLE_TIMEOUT:g}: minutes of "
+            "thinking at a keyboard, while a peer that vanished without closing is let go; 0: never)"
+        ),
+    )
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

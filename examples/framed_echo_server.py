@@ -26,18 +26,39 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import FRAMED_ECHO_PORT, announce_and_wait, listening_on, netkit, run_server
+from _common import (
+    DEFAULT_IDLE_TIMEOUT,
+    FRAMED_ECHO_PORT,
+    IdleTimeout,
+    add_idle_timeout_option,
+    announce_and_wait,
+    listening_on,
+    netkit,
+    run_server,
+)
 from netkit.framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer
 
 
 class FramedEcho(FramedProtocol):
     """Echoes every frame back whole, one write per read's worth of frames."""
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT) -> None:
         super().__init__(LengthPrefixFramer("!I", max_frame_size=max_frame_size))
+        self.idle = IdleTimeout(idle_timeout)  # closes a connection silent for idle_timeout seconds
+
+    def connection_made(self, transport: netkit.StreamTransport) -> None:
+        super().connection_made(transport)
+        self.idle.start(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.idle.heard()  # any bytes count, a frame's first piece included
+        super().data_received(data)
 
     def frames_received(self, frames: list[bytes]) -> None:
         self.send_frames(frames)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.idle.stop()
 
     # Flow control: while the client is not reading its echoes fast enough,
     # stop reading what it sends, so TCP holds it back instead of this
@@ -50,9 +71,9 @@ class FramedEcho(FramedProtocol):
         self.transport.resume_reading()
 
 
-async def main(host: str, port: int, max_frame_size: int) -> None:
+async def main(host: str, port: int, max_frame_size: int, idle_timeout: float | None) -> None:
     loop = netkit.get_running_loop()
-    server = await loop.create_server(lambda: FramedEcho(max_frame_size), host, port)
+    server = await loop.create_server(lambda: FramedEcho(max_frame_size, idle_timeout), host, port)
     await announce_and_wait(f"framed echo server listening on {listening_on(server)} (max frame size {max_frame_size:,} bytes)")
     server.close()
     server.abort_clients()
@@ -70,6 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_MAX_FRAME_SIZE,
         help=f"largest payload accepted, in bytes (default {DEFAULT_MAX_FRAME_SIZE:,})",
     )
+    add_idle_timeout_option(parser)
     args = parser.parse_args(argv)
     if args.max_frame_size < 0:
         parser.error("--max-frame-size must be >= 0")
@@ -78,4 +100,5 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    sys.exit(run_server(main(arguments.host, arguments.port, arguments.max_frame_size), arguments.host, arguments.port))
+    program = main(arguments.host, arguments.port, arguments.max_frame_size, arguments.idle_timeout)
+    sys.exit(run_server(program, arguments.host, arguments.port))

@@ -14,23 +14,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import ECHO_PORT, announce_and_wait, listening_on, netkit, plural, run_client, run_server
+from _common import ECHO_PORT, add_idle_timeout_option, announce_and_wait, listening_on, netkit, plural, run_client, run_server
 
 
-async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
-    """Echo one connection until the client closes it."""
+async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter, idle_timeout: float | None) -> None:
+    """Echo one connection until the client closes it, or sends nothing (or
+    reads nothing) for ``idle_timeout`` seconds."""
     try:
-        while data := await reader.read(64 * 1024):
+        while data := await netkit.wait_for(reader.read(64 * 1024), idle_timeout):
             writer.write(data)
-            await writer.drain()  # waits only while the client is slow to read
+            await netkit.wait_for(writer.drain(), idle_timeout)  # waits only while the client is slow to read
+    except TimeoutError:
+        writer.transport.abort()  # idle: a graceful close would wait to flush echoes nobody reads
     except ConnectionError:
         pass  # the client vanished (reset): nothing to answer
     finally:
         writer.close()
 
 
-async def serve(host: str, port: int) -> int:
-    server = await netkit.start_server(handle, host, port)
+async def serve(host: str, port: int, idle_timeout: float | None) -> int:
+    server = await netkit.start_server(lambda reader, writer: handle(reader, writer, idle_timeout), host, port)
     await announce_and_wait(f"tcp echo (streams) server listening on {listening_on(server)}")
     server.close()
     server.abort_clients()
@@ -64,7 +67,8 @@ if __name__ == "__main__":
     parser.add_argument("--client", action="store_true", help="connect to a server instead of serving")
     parser.add_argument("--message", default="hello, netkit\n")
     parser.add_argument("--count", type=int, default=1, help="round trips to make (client)")
+    add_idle_timeout_option(parser)
     args = parser.parse_args()
     if args.client:
         sys.exit(run_client(client(args.host, args.port, args.message.encode(), args.count)))
-    sys.exit(run_server(serve(args.host, args.port), args.host, args.port))
+    sys.exit(run_server(serve(args.host, args.port, args.idle_timeout), args.host, args.port))

@@ -28,12 +28,15 @@ from typing import Any, Callable, Sequence
 
 from . import _ports, errors
 from ._argtypes import connect_port, http_header, listen_port, non_negative_float, os_error_reason, positive_int, timeout_seconds
+from ._idle import DEFAULT_IDLE_TIMEOUT, IdleTimeout
 from ._stdin import StdinLines
 from .framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer, read_frame
 from .loop import EventLoop
 from .protocols import DatagramProtocol, Protocol
 from .sync import Event
 from .tasks import create_task, get_running_loop, run, wait_for
+
+logger = logging.getLogger("netkit")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -76,12 +79,24 @@ class _ReadOnlyWhatCanBeAnswered:
         self.transport.resume_reading()
 
 
+def _log_idle(transport: Any) -> None:
+    logger.info("closing the connection from %s: idle for --idle-timeout", transport.get_extra_info("peername"))
+
+
 class _TCPEcho(_ReadOnlyWhatCanBeAnswered, Protocol):
+    def __init__(self, idle_timeout: float | None = None) -> None:
+        self.idle = IdleTimeout(idle_timeout, _log_idle)
+
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.idle.start(transport)
 
     def data_received(self, data: bytes) -> None:
+        self.idle.heard()
         self.transport.write(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.idle.stop()
 
 
 class _UDPEcho(_ReadOnlyWhatCanBeAnswered, DatagramProtocol):
@@ -93,8 +108,23 @@ class _UDPEcho(_ReadOnlyWhatCanBeAnswered, DatagramProtocol):
 
 
 class _FramedEcho(_ReadOnlyWhatCanBeAnswered, FramedProtocol):
+    def __init__(self, framer: LengthPrefixFramer, idle_timeout: float | None = None) -> None:
+        super().__init__(framer)
+        self.idle = IdleTimeout(idle_timeout, _log_idle)
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.idle.start(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.idle.heard()  # any bytes count, a frame's first piece included
+        super().data_received(data)
+
     def frames_received(self, frames: list[bytes]) -> None:
         self.send_frames(frames)  # one write for every frame of one read
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.idle.stop()
 
 
 def _address(sockname: Any) -> str:
@@ -149,10 +179,11 @@ async def _listen(mode: str, args: argparse.Namespace, host: str, port: int) -> 
 
         return await serve(echo, host, port, max_message_size=_max_size(args), **_websocket_timeouts(args))
     loop = get_running_loop()
+    idle_timeout = args.idle_timeout
     if mode == "framed":
         max_size = _max_size(args)
-        return await loop.create_server(lambda: _FramedEcho(LengthPrefixFramer(max_frame_size=max_size)), host, port)
-    return await loop.create_server(_TCPEcho, host, port)
+        return await loop.create_server(lambda: _FramedEcho(LengthPrefixFramer(max_frame_size=max_size), idle_timeout), host, port)
+    return await loop.create_server(lambda: _TCPEcho(idle_timeout), host, port)
 
 
 def _max_size(args: argparse.Namespace) -> int:
@@ -361,6 +392,16 @@ def _parser() -> argparse.ArgumentParser:
         "--max-size",
         type=positive_int,
         help=f"largest frame (--framed, default {DEFAULT_MAX_FRAME_SIZE}) or message (--ws, default {_websocket_defaults().max_message_size})",
+    )
+    echo.add_argument(
+        "--idle-timeout",
+        type=timeout_seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=(
+            f"close a connection that sends nothing for this long (--tcp, --framed; default {DEFAULT_IDLE_TIMEOUT:g}: "
+            "minutes of thinking at a keyboard, while a peer that vanished without closing is let go; 0: never)"
+        ),
     )
     _add_websocket_timeouts(echo, " (--ws)")
 

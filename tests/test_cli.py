@@ -451,6 +451,78 @@ def test_the_command_lines_a_page_shows_meet(page: str) -> None:
     assert clients >= 2
 
 
+# -------------------------------------------------------------- idle timeout
+
+
+@pytest.mark.parametrize("mode", ["--tcp", "--framed"])
+def test_echo_closes_a_connection_idle_for_idle_timeout(mode: str) -> None:
+    with netkit_server("echo", mode, "--idle-timeout", "0.5") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=PROCESS_TIMEOUT) as quiet:
+            assert quiet.recv(1) == b""  # closed by the server, well before our own timeout
+
+
+def test_idle_timeout_defaults_to_five_minutes_and_0_turns_it_off() -> None:
+    from netkit.__main__ import _parser
+
+    parser = _parser()
+    assert parser.parse_args(["echo", "--tcp"]).idle_timeout == 300.0
+    assert parser.parse_args(["echo", "--framed", "--idle-timeout", "0"]).idle_timeout is None
+
+
+async def run_due_timers() -> None:
+    """Let the loop run what is due: timers come due at the start of an
+    iteration, after callbacks already waiting, so yield twice."""
+    from netkit import sleep
+
+    await sleep(0)
+    await sleep(0)
+
+
+def echo_protocols(idle_timeout: float | None) -> list[object]:
+    from netkit.__main__ import _FramedEcho, _TCPEcho
+    from netkit.framing import LengthPrefixFramer
+
+    return [_TCPEcho(idle_timeout), _FramedEcho(LengthPrefixFramer(), idle_timeout)]
+
+
+@pytest.mark.parametrize("kind", ["tcp", "framed"])
+def test_idle_timeout_counts_from_the_last_data_received(manual_loop, kind: str) -> None:
+    from netkit.testing import RecordingTransport
+
+    async def scenario() -> None:
+        echo = echo_protocols(10.0)[kind == "framed"]
+        transport = RecordingTransport(echo, loop=manual_loop)
+        for _ in range(3):  # data every 9 s keeps it open
+            manual_loop.advance(9)
+            await run_due_timers()
+            transport.feed(b"\0\0\0\0")  # an empty frame, for the framed echo
+            assert not transport.closed
+        manual_loop.advance(9.5)
+        await run_due_timers()
+        assert not transport.closed  # 9.5 s of silence
+        manual_loop.advance(0.5)
+        await run_due_timers()
+        assert transport.closed and not transport.aborted  # 10 s: closed, nothing left to flush
+
+    manual_loop.run_until_complete(scenario())
+
+
+def test_idle_timeout_aborts_a_connection_whose_peer_does_not_read(manual_loop) -> None:
+    """Its echoes would never drain, so a graceful close would wait forever."""
+    from netkit.testing import RecordingTransport
+
+    async def scenario() -> None:
+        echo = echo_protocols(10.0)[0]
+        transport = RecordingTransport(echo, loop=manual_loop)
+        transport.set_write_buffer_size(1 << 20)  # the peer stopped reading: echo pauses reading
+        assert not transport.is_reading()
+        manual_loop.advance(10)
+        await run_due_timers()
+        assert transport.aborted
+
+    manual_loop.run_until_complete(scenario())
+
+
 # ------------------------------------------------------- WebSocket options
 
 

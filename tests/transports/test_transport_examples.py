@@ -16,7 +16,7 @@ import pytest
 from nonreading_client import connect_small_window, flood
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
-LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)\s*$")
+LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)(?:\s|$)")
 TIMEOUT = 15.0
 
 
@@ -235,6 +235,15 @@ def test_example_servers_report_a_taken_port_in_one_line(script: str, kind: int,
         result = run_example(script, "--port", str(port), *args)
     assert result.returncode == 1, result.stderr
     assert result.stderr == f"cannot listen on 127.0.0.1:{port}: Address already in use\n"
+
+
+@pytest.mark.parametrize("script", ["tcp_echo_server.py", "tcp_echo_streams.py", "framed_echo_server.py"])
+def test_echo_servers_close_a_connection_idle_for_idle_timeout(servers: list[RunningServer], script: str) -> None:
+    server = start(servers, script, "--idle-timeout", "0.5")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as quiet:
+        assert quiet.recv(1) == b""  # closed by the server, well before our own timeout
+    status, _, err = server.stop()
+    assert status == 0, err
 
 
 def test_udp_echo_server_and_client(servers: list[RunningServer]) -> None:
