@@ -80,10 +80,13 @@ class _ReadOnlyWhatCanBeAnswered:
 
 
 def _log_idle(transport: Any) -> None:
+    """One line in the log (at INFO) for a connection closed for idling."""
     logger.info("closing the connection from %s: idle for --idle-timeout", transport.get_extra_info("peername"))
 
 
 class _TCPEcho(_ReadOnlyWhatCanBeAnswered, Protocol):
+    """``netkit echo --tcp``: every byte back, flow-controlled, idle connections closed."""
+
     def __init__(self, idle_timeout: float | None = None) -> None:
         self.idle = IdleTimeout(idle_timeout, _log_idle)
 
@@ -100,6 +103,8 @@ class _TCPEcho(_ReadOnlyWhatCanBeAnswered, Protocol):
 
 
 class _UDPEcho(_ReadOnlyWhatCanBeAnswered, DatagramProtocol):
+    """``netkit echo --udp``: every datagram back to its sender."""
+
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
@@ -108,6 +113,8 @@ class _UDPEcho(_ReadOnlyWhatCanBeAnswered, DatagramProtocol):
 
 
 class _FramedEcho(_ReadOnlyWhatCanBeAnswered, FramedProtocol):
+    """``netkit echo --framed``: every frame back whole, one write per read's frames."""
+
     def __init__(self, framer: LengthPrefixFramer, idle_timeout: float | None = None) -> None:
         super().__init__(framer)
         self.idle = IdleTimeout(idle_timeout, _log_idle)
@@ -128,11 +135,13 @@ class _FramedEcho(_ReadOnlyWhatCanBeAnswered, FramedProtocol):
 
 
 def _address(sockname: Any) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
     host, port = sockname[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def _wait_for_signal() -> None:
+    """Until SIGINT (Ctrl-C) or SIGTERM: how a server is stopped cleanly."""
     stop = Event()
     loop = get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -141,6 +150,7 @@ async def _wait_for_signal() -> None:
 
 
 async def _echo(args: argparse.Namespace) -> int:
+    """``netkit echo``: listen, say where, serve until a signal."""
     mode = args.mode
     port = ECHO_PORTS[mode] if args.port is None else args.port
     try:
@@ -164,6 +174,7 @@ async def _echo(args: argparse.Namespace) -> int:
 
 
 async def _listen_udp(host: str, port: int) -> Any:
+    """The UDP echo's endpoint, bound."""
     transport, _ = await get_running_loop().create_datagram_endpoint(_UDPEcho, local_addr=(host, port))
     return transport
 

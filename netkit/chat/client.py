@@ -99,12 +99,14 @@ def printable(text: object) -> str:
 
 
 def _names(members: list[Any]) -> str:
+    """A member list, shown; ``TypeError`` if it is not a list."""
     if not isinstance(members, list):
         raise TypeError("members is not a list")
     return ", ".join(printable(nick) for nick in members)
 
 
 def _format(message: dict[str, Any]) -> str | None:
+    """``format_message`` without the safety net: a malformed message raises."""
     kind = message["type"]
     if kind == "message":
         clock = time.strftime("%H:%M:%S", time.localtime(message["ts"]))
@@ -143,6 +145,7 @@ def format_message(message: dict[str, Any]) -> str | None:
 
 
 def _ignored(message: dict[str, Any]) -> str:
+    """The notice shown instead of a message this client cannot read."""
     return f"! the server sent a {printable(message.get('type'))} message this client cannot read; ignored"
 
 
@@ -194,6 +197,7 @@ class _Outbox:
         self.said_goodbye = Event()
 
     def put_urgent(self, message: dict[str, Any]) -> None:
+        """Queue ``message`` ahead of the typed lines (a pong, the join)."""
         self._urgent.append(message)
         self._wake.set()
 
@@ -204,6 +208,7 @@ class _Outbox:
         self._wake.set()
 
     def put_goodbye(self) -> None:
+        """End the sending side once the lines queued so far are out."""
         self._lines.append(None)
         self._wake.set()
 
@@ -248,8 +253,8 @@ class ChatClient:
         self.port = port
         self.nick = nick
         self.room = room
-        self._max_text_bytes = _SERVER_DEFAULTS.max_text_bytes  # until the welcome says
-        self._stdin_failure: LimitOverrunError | None = None
+        self.max_text_bytes = _SERVER_DEFAULTS.max_text_bytes  # until the welcome says
+        self.stdin_failure: LimitOverrunError | None = None  # a line too long, which ended the input
 
     @property
     def address(self) -> str:
@@ -271,8 +276,8 @@ class ChatClient:
             session.stop()
         if session.joined:
             _show("* disconnected")
-        if self._stdin_failure is not None:
-            raise ChatClientError(str(self._stdin_failure))
+        if self.stdin_failure is not None:
+            raise ChatClientError(str(self.stdin_failure))
         if ending is not None:
             raise ChatClientError(ending)
         return EXIT_OK
@@ -357,7 +362,7 @@ class _Session:
         if not isinstance(history, list):
             raise TypeError("history is not a list")
         if isinstance(limit, int) and limit > 0:
-            self.client._max_text_bytes = limit
+            self.client.max_text_bytes = limit
         if not self.joined:
             self.joined = True
             self.tasks.append(create_task(self._pump_stdin()))
@@ -376,14 +381,14 @@ class _Session:
                 if not text.strip():
                     continue
                 size = len(text.encode("utf-8", "surrogatepass"))
-                if size > client._max_text_bytes:
-                    _show(f"! that line is {size} bytes, over the server's limit of {client._max_text_bytes}; not sent")
+                if size > client.max_text_bytes:
+                    _show(f"! that line is {size} bytes, over the server's limit of {client.max_text_bytes}; not sent")
                     continue
                 await self.outbox.put_line(text)
         except LimitOverrunError as exc:
             # Stop there, as at the end of input, so that the lines before it
             # still go out; the exit status reports it.
-            client._stdin_failure = exc
+            client.stdin_failure = exc
         finally:
             self.outbox.put_goodbye()  # whatever happened here, the session must end
 
