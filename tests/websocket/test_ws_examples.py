@@ -106,8 +106,15 @@ FLOODS = {
 }
 
 
-@pytest.mark.parametrize("script", ["ws_echo_server.py", "ws_callback_echo.py"])
-@pytest.mark.parametrize("kind", ["messages", pytest.param("pings", marks=PONGS_PENDING)])
+@pytest.mark.parametrize(
+    ("script", "kind"),
+    [
+        ("ws_echo_server.py", "messages"),
+        pytest.param("ws_echo_server.py", "pings", marks=PONGS_PENDING),
+        ("ws_callback_echo.py", "messages"),
+        ("ws_callback_echo.py", "pings"),  # its handler pauses reading in on_pause_writing
+    ],
+)
 def test_the_echo_servers_hold_their_memory_against_a_client_that_does_not_read(script: str, kind: str) -> None:
     """A raw client sends 64 MiB and reads nothing back: the server must stop
     reading once its answers back up, not buffer them all."""
