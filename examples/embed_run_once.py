@@ -24,7 +24,7 @@ import argparse
 import time
 from typing import Any
 
-from _common import netkit
+from _common import netkit, plural
 
 FRAME_SECONDS = 1 / 20  # a 20 frames-per-second "game": slow enough to read the output
 MAX_FRAMES = 2000  # a safety stop: the game ends well before this
@@ -42,23 +42,41 @@ class Game:
         self.score += 10
 
 
+# The longest question line the score server holds while waiting for its
+# newline: "score?" is 6 bytes, so 1 KiB leaves room and bounds a peer that
+# never sends one.
+MAX_LINE = 1024
+
+
 class ScoreServer(netkit.Protocol):
     """Answers every ``score?`` line with the game's current score."""
 
     def __init__(self, game: Game) -> None:
         self.game = game
-        self.buffer = b""
+        self.buffer = bytearray()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            if line == b"score?":
+        start = 0
+        while (end := self.buffer.find(b"\n", start)) >= 0:
+            if self.buffer[start:end] == b"score?":
                 # Same thread as the game: reading its state needs no lock.
                 self.transport.write(f"score {self.game.score} at frame {self.game.frame}\n".encode())
+            start = end + 1
+        del self.buffer[:start]  # once per read: linear in what arrived
+        if len(self.buffer) > MAX_LINE:
+            self.transport.close()  # a line this long is no question
+
+    # Stop reading while the answers are not being read (see docs/tcp-udp.md).
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
 
 
 async def spectator(port: int, questions: int, pause: float) -> list[str]:
@@ -99,7 +117,7 @@ def main(questions: int, pause: float) -> None:
     server.close()
     loop.run_until_complete(server.wait_closed())
     loop.close()
-    print(f"the spectator got {len(answers)} answers", flush=True)
+    print(f"the spectator got {plural(len(answers), 'answer')}", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from _common import netkit
+from _common import EXIT_INTERRUPTED, FRAMED_ECHO_PORT, netkit, plural
 from netkit.framing import LengthPrefixFramer, read_frame
 
 
@@ -140,21 +140,25 @@ async def run_client(host: str, port: int, plan: Plan, progress: Progress) -> fl
         except ConnectionError:
             pass  # the server dropped us; the receiving side tells after how many echoes
         await receiving
-    finally:
-        if not receiving.done():
-            receiving.cancel()
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except ConnectionError:
-            pass
+    except BaseException:
+        # A mismatch, the timeout or Ctrl-C: drop the connection at once.  A
+        # graceful close would first flush what is still buffered, and wait
+        # forever for a server that has stopped reading.
+        receiving.cancel()
+        writer.transport.abort()
+        raise
+    writer.close()  # every echo is in: nothing is left to flush
+    try:
+        await writer.wait_closed()
+    except ConnectionError:
+        pass
     return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--port", type=int, default=FRAMED_ECHO_PORT, help=f"default {FRAMED_ECHO_PORT}, the framed echo server's")
     parser.add_argument("--count", type=int, default=1000, help="frames to send (default 1000)")
     parser.add_argument("--max-size", type=int, default=65536, help="largest payload, in bytes (default 65536)")
     parser.add_argument("--seed", type=int, default=None, help="random seed, to repeat a run")
@@ -167,18 +171,22 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress()
     try:
         seconds = netkit.run(netkit.wait_for(run_client(args.host, args.port, plan, progress), args.timeout))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED  # Ctrl-C: netkit.run cancelled the client, which closed its connection
     except (EchoMismatch, OSError, netkit.NetkitError, TimeoutError) as exc:
         reason = str(exc) if isinstance(exc, EchoMismatch) else f"{type(exc).__name__}: {exc}"
-        print(f"FAILED after {progress.echoes:,} of {len(plan.payloads):,} echoes (seed {seed}): {reason}",
+        print(f"FAILED after {progress.echoes:,} of {plural(len(plan.payloads), 'echo', 'echoes')} (seed {seed}): {reason}",
               file=sys.stderr)
         return 1
     payload_bytes = sum(map(len, plan.payloads))
+    frames = len(plan.payloads)
     print(
-        f"sent {len(plan.payloads):,} frames ({payload_bytes:,} bytes of payload) in {len(plan.writes):,} writes; "
-        f"cut across writes: {plan.frames_split_across_writes():,} frames; "
+        f"sent {plural(frames, 'frame')} ({plural(payload_bytes, 'byte')} of payload) in {plural(len(plan.writes), 'write')}; "
+        f"cut across writes: {plural(plan.frames_split_across_writes(), 'frame')}; "
         f"writes carrying several frames: {plan.writes_with_several_frames():,}"
     )
-    print(f"all {len(plan.payloads):,} echoes intact and in order in {seconds:.2f} s (seed {seed})")
+    checked = "the echo came back intact" if frames == 1 else f"all {frames:,} echoes intact and in order"
+    print(f"{checked} in {seconds:.2f} s (seed {seed})")
     return 0
 
 

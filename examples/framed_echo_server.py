@@ -24,34 +24,52 @@ Try it with examples/framed_echo_client.py.
 from __future__ import annotations
 
 import argparse
+import sys
 
-from _common import announce_and_wait, listening_on, netkit
+from _common import (
+    DEFAULT_IDLE_TIMEOUT,
+    FRAMED_ECHO_PORT,
+    IdleTimeout,
+    add_idle_timeout_option,
+    announce_and_wait,
+    listening_on,
+    netkit,
+    run_server,
+)
 from netkit.framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer
 
 
 class FramedEcho(FramedProtocol):
     """Echoes every frame back whole, one write per read's worth of frames."""
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT) -> None:
         super().__init__(LengthPrefixFramer("!I", max_frame_size=max_frame_size))
+        self.idle = IdleTimeout(idle_timeout)  # closes a connection silent for idle_timeout seconds
+
+    def connection_made(self, transport: netkit.StreamTransport) -> None:
+        super().connection_made(transport)
+        self.idle.start(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.idle.heard()  # any bytes count, a frame's first piece included
+        super().data_received(data)
 
     def frames_received(self, frames: list[bytes]) -> None:
         self.send_frames(frames)
 
-    # Flow control: while the client is not reading its echoes fast enough,
-    # stop reading what it sends, so TCP holds it back instead of this
-    # process buffering replies without limit.
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.idle.stop()
 
-    def pause_writing(self) -> None:
-        self.transport.pause_reading()
+    # Flow control needs no code here: when the echoes of a read leave the
+    # write buffer above its high-water mark, FramedProtocol's
+    # replies_pile_up() pauses reading until the buffer drains, so TCP holds
+    # a client that does not read back instead of this process buffering
+    # its echoes without limit.
 
-    def resume_writing(self) -> None:
-        self.transport.resume_reading()
 
-
-async def main(host: str, port: int, max_frame_size: int) -> None:
+async def main(host: str, port: int, max_frame_size: int, idle_timeout: float | None) -> None:
     loop = netkit.get_running_loop()
-    server = await loop.create_server(lambda: FramedEcho(max_frame_size), host, port)
+    server = await loop.create_server(lambda: FramedEcho(max_frame_size, idle_timeout), host, port)
     await announce_and_wait(f"framed echo server listening on {listening_on(server)} (max frame size {max_frame_size:,} bytes)")
     server.close()
     server.abort_clients()
@@ -62,13 +80,14 @@ async def main(host: str, port: int, max_frame_size: int) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=FRAMED_ECHO_PORT, help=f"default {FRAMED_ECHO_PORT}; 0 picks a free port")
     parser.add_argument(
         "--max-frame-size",
         type=int,
         default=DEFAULT_MAX_FRAME_SIZE,
         help=f"largest payload accepted, in bytes (default {DEFAULT_MAX_FRAME_SIZE:,})",
     )
+    add_idle_timeout_option(parser)
     args = parser.parse_args(argv)
     if args.max_frame_size < 0:
         parser.error("--max-frame-size must be >= 0")
@@ -77,4 +96,5 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 if __name__ == "__main__":
     arguments = parse_args()
-    netkit.run(main(arguments.host, arguments.port, arguments.max_frame_size))
+    program = main(arguments.host, arguments.port, arguments.max_frame_size, arguments.idle_timeout)
+    sys.exit(run_server(program, arguments.host, arguments.port))

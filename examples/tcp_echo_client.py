@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import netkit
+from _common import ECHO_PORT, netkit, plural, run_client
 
 
 class EchoClient(netkit.Protocol):
@@ -70,16 +70,16 @@ async def main(host: str, port: int, message: bytes, count: int, timeout: float)
         return 1
     finally:
         transport.close()
-    print(f"{round_trips} echoes of {len(message)} bytes, all intact", flush=True)
+    print(f"{plural(round_trips, 'echo', 'echoes')} of {plural(len(message), 'byte')}, {'all ' if round_trips > 1 else ''}intact", flush=True)
     return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--port", type=int, default=ECHO_PORT, help=f"default {ECHO_PORT}, the echo servers'")
     parser.add_argument("--message", default="hello, netkit")
     parser.add_argument("--count", type=int, default=1, help="round trips to make")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for all echoes")
     args = parser.parse_args()
-    sys.exit(netkit.run(main(args.host, args.port, args.message.encode(), args.count, args.timeout)))
+    sys.exit(run_client(main(args.host, args.port, args.message.encode(), args.count, args.timeout)))

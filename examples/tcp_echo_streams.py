@@ -14,23 +14,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import announce_and_wait, listening_on, netkit
+from _common import ECHO_PORT, add_idle_timeout_option, announce_and_wait, listening_on, netkit, plural, run_client, run_server
 
 
-async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter) -> None:
-    """Echo one connection until the client closes it."""
+async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter, idle_timeout: float | None) -> None:
+    """Echo one connection until the client closes it, or sends nothing (or
+    reads nothing) for ``idle_timeout`` seconds."""
     try:
-        while data := await reader.read(64 * 1024):
+        while data := await netkit.wait_for(reader.read(64 * 1024), idle_timeout):
             writer.write(data)
-            await writer.drain()  # waits only while the client is slow to read
+            await netkit.wait_for(writer.drain(), idle_timeout)  # waits only while the client is slow to read
+    except TimeoutError:
+        writer.transport.abort()  # idle: a graceful close would wait to flush echoes nobody reads
     except ConnectionError:
         pass  # the client vanished (reset): nothing to answer
     finally:
         writer.close()
 
 
-async def serve(host: str, port: int) -> int:
-    server = await netkit.start_server(handle, host, port)
+async def serve(host: str, port: int, idle_timeout: float | None) -> int:
+    server = await netkit.start_server(lambda reader, writer: handle(reader, writer, idle_timeout), host, port)
     await announce_and_wait(f"tcp echo (streams) server listening on {listening_on(server)}")
     server.close()
     server.abort_clients()
@@ -53,18 +56,19 @@ async def client(host: str, port: int, message: bytes, count: int) -> int:
             if echoed != message:
                 print(f"sent {message!r}, got back {echoed!r}", file=sys.stderr, flush=True)
                 return 1
-    print(f"{count} echoes of {len(message)} bytes, all intact", flush=True)
+    print(f"{plural(count, 'echo', 'echoes')} of {plural(len(message), 'byte')}, {'all ' if count > 1 else ''}intact", flush=True)
     return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9000, help="0 picks a free port (server)")
+    parser.add_argument("--port", type=int, default=ECHO_PORT, help=f"default {ECHO_PORT}; 0 picks a free port (server)")
     parser.add_argument("--client", action="store_true", help="connect to a server instead of serving")
     parser.add_argument("--message", default="hello, netkit\n")
     parser.add_argument("--count", type=int, default=1, help="round trips to make (client)")
+    add_idle_timeout_option(parser)
     args = parser.parse_args()
     if args.client:
-        sys.exit(netkit.run(client(args.host, args.port, args.message.encode(), args.count)))
-    sys.exit(netkit.run(serve(args.host, args.port)))
+        sys.exit(run_client(client(args.host, args.port, args.message.encode(), args.count)))
+    sys.exit(run_server(serve(args.host, args.port, args.idle_timeout), args.host, args.port))

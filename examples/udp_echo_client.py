@@ -1,6 +1,6 @@
 """A UDP echo client: send datagrams, check each comes back.
 
-    python examples/udp_echo_client.py --port 9001 --message hello --count 3
+    python examples/udp_echo_client.py --port 9000 --message hello --count 3
 
 The endpoint is *connected* (``remote_addr``): ``sendto`` needs no address,
 only the server's datagrams are accepted, and if nothing listens on the port
@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from _common import netkit
+from _common import ECHO_PORT, netkit, plural, run_client
 
 
 class UDPEchoClient(netkit.DatagramProtocol):
@@ -54,17 +54,17 @@ async def main(host: str, port: int, message: bytes, count: int, timeout: float,
                 return 1
     finally:
         transport.close()
-    print(f"{count} datagrams echoed intact", flush=True)
+    print(f"{plural(count, 'datagram')} echoed intact", flush=True)
     return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument("--port", type=int, default=ECHO_PORT, help=f"default {ECHO_PORT}, the echo servers'")
     parser.add_argument("--message", default="hello, netkit")
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each echo")
     parser.add_argument("--attempts", type=int, default=3, help="sends per datagram before giving up")
     args = parser.parse_args()
-    sys.exit(netkit.run(main(args.host, args.port, args.message.encode(), args.count, args.timeout, args.attempts)))
+    sys.exit(run_client(main(args.host, args.port, args.message.encode(), args.count, args.timeout, args.attempts)))

@@ -1,6 +1,6 @@
 """A UDP echo server: every datagram goes back to whoever sent it.
 
-    python examples/udp_echo_server.py --port 9001
+    python examples/udp_echo_server.py --port 9000
 
 UDP has no connections: one socket serves everyone, and each datagram
 arrives whole (never split or merged) together with its sender's address,
@@ -10,9 +10,10 @@ which ``sendto`` uses to answer.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from _common import announce_and_wait, netkit
+from _common import ECHO_PORT, announce_and_wait, netkit, run_server
 
 
 class UDPEcho(netkit.DatagramProtocol):
@@ -23,6 +24,15 @@ class UDPEcho(netkit.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.transport.sendto(data, addr)
+
+    # While answers wait for room in the kernel's send buffer, take no new
+    # datagrams: the kernel drops what overflows, rather than this queue.
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
 
     def error_received(self, exc: OSError) -> None:
         print(f"error: {exc}", flush=True)
@@ -41,6 +51,6 @@ async def main(host: str, port: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9001, help="0 picks a free port")
+    parser.add_argument("--port", type=int, default=ECHO_PORT, help=f"default {ECHO_PORT}; 0 picks a free port")
     args = parser.parse_args()
-    netkit.run(main(args.host, args.port))
+    sys.exit(run_server(main(args.host, args.port), args.host, args.port))

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from _common import netkit
+from _common import netkit, run_client
+from netkit._argtypes import os_error_reason
 from netkit import websocket
 
 AGENT = "netkit"
@@ -31,10 +32,21 @@ async def echo_case(base: str, case: int) -> None:
         pass  # the case ended the connection, often on purpose
 
 
+async def case_count(base: str) -> int:
+    """How many cases the suite has: the first thing asked, so it also tells
+    whether the suite's server is there at all."""
+    async with websocket.connect(f"{base}/getCaseCount") as ws:
+        return int(await ws.recv())
+
+
 async def main(port: int, host: str, only: int | None) -> int:
     base = f"ws://{host}:{port}"
-    async with websocket.connect(f"{base}/getCaseCount") as ws:
-        count = int(await ws.recv())
+    try:
+        count = await case_count(base)
+    except (OSError, netkit.HandshakeError, netkit.ConnectionClosed, ValueError) as exc:
+        reason = os_error_reason(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"cannot reach the test suite's server at {base}: {reason}", file=sys.stderr, flush=True)
+        return 1
     cases = [only] if only is not None else range(1, count + 1)
     for case in cases:
         await echo_case(base, case)
@@ -53,4 +65,4 @@ if __name__ == "__main__":
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--case", type=int, help="run only this case number")
     args = parser.parse_args()
-    sys.exit(netkit.run(main(args.port, args.host, args.case)))
+    sys.exit(run_client(main(args.port, args.host, args.case)))

@@ -1,36 +1,44 @@
 """A WebSocket echo server on netkit's callback API: the fastest path.
 
-    python examples/ws_callback_echo.py --port 8765
+    python examples/ws_callback_echo.py --port 9002
 
 The handler's methods are called by the connection as events happen;
-``ws.send()`` never blocks.  When the peer reads slower than we send,
-``on_pause_writing`` says so: this server then stops reading from that peer
-until its send buffer drains, so a slow client cannot make it buffer without bound.
+``ws.send()`` never blocks.  When the peer reads slower than it sends, the
+echoes sent from ``on_message`` pile up in the send buffer; above
+``write_limit`` the connection stops reading from that peer until the buffer
+drains, so a slow client cannot make the server buffer without bound.  (Code
+that sends on its own, not in answer to a message, waits for
+``on_resume_writing`` instead.)
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any
 
-from _common import announce_and_wait, listening_on, netkit
+from _common import (
+    ECHO_MAX_MESSAGE_SIZE,
+    WEBSOCKET_ECHO_PORT,
+    add_websocket_options,
+    announce_and_wait,
+    listening_on,
+    netkit,
+    run_server,
+    websocket_options,
+)
 from netkit import websocket
 
 
 class Echo(websocket.WebSocketHandler):
-    """Sends every message back; reading pauses while the peer is not keeping up."""
+    """Sends every message back; the connection stops reading while the echoes pile up."""
 
     def on_message(self, ws: websocket.WebSocketProtocol, message: str | bytes) -> None:
         ws.send(message)
 
-    def on_pause_writing(self, ws: websocket.WebSocketProtocol) -> None:
-        ws.transport.pause_reading()
 
-    def on_resume_writing(self, ws: websocket.WebSocketProtocol) -> None:
-        ws.transport.resume_reading()
-
-
-async def main(host: str, port: int, max_message_size: int) -> None:
-    server = await websocket.serve(Echo, host, port, max_message_size=max_message_size)
+async def main(host: str, port: int, options: dict[str, Any]) -> None:
+    server = await websocket.serve(Echo, host, port, **options)
     await announce_and_wait(f"websocket callback echo server listening on ws://{listening_on(server)}/")
     server.close()
     await server.wait_closed()
@@ -40,7 +48,7 @@ async def main(host: str, port: int, max_message_size: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--max-message-size", type=int, default=16 * 1024 * 1024)
+    parser.add_argument("--port", type=int, default=WEBSOCKET_ECHO_PORT, help=f"default {WEBSOCKET_ECHO_PORT}; 0 picks a free port")
+    add_websocket_options(parser, max_message_size=ECHO_MAX_MESSAGE_SIZE)
     args = parser.parse_args()
-    netkit.run(main(args.host, args.port, args.max_message_size))
+    sys.exit(run_server(main(args.host, args.port, websocket_options(args)), args.host, args.port))

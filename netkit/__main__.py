@@ -1,9 +1,14 @@
 """``python -m netkit`` (also the ``netkit`` command): servers and clients to try things with.
 
     netkit chat                         the chat server (browser + terminal clients)
-    netkit echo --tcp --port 9000       an echo server: --tcp, --udp, --framed or --ws
-    netkit ws ws://127.0.0.1:8765/      an interactive WebSocket client
-    netkit send --framed HOST PORT      send stdin's lines as length-prefixed frames
+    netkit chat-client --nick ann       join it from a terminal
+    netkit echo --tcp                   an echo server: --tcp, --udp, --framed or --ws
+    netkit ws ws://127.0.0.1:9002/      an interactive WebSocket client
+    netkit send --framed [HOST PORT]    send stdin's lines as length-prefixed frames
+
+A client's default port is its server's: ``netkit send --framed`` talks to
+``netkit echo --framed``, ``netkit ws`` to ``netkit echo --ws`` (see
+netkit/_ports.py).
 
 Exit status: 0 on success, 1 when the network said no (connection refused,
 handshake rejected, connection lost), 2 for a usage error, 130 after Ctrl-C.
@@ -13,21 +18,25 @@ Failures are reported as one line on stderr.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
-import os
 import signal
-import socket
 import sys
-import threading
+import tomllib
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import errors
-from ._argtypes import connect_port, listen_port, non_negative_float, positive_int
-from .framing import FramedProtocol, LengthPrefixFramer, read_frame
+from . import _ports, errors
+from ._argtypes import connect_port, http_header, listen_port, non_negative_float, os_error_reason, positive_int, timeout_seconds
+from ._idle import DEFAULT_IDLE_TIMEOUT, IdleTimeout
+from ._stdin import StdinLines
+from .framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer, read_frame
 from .loop import EventLoop
 from .protocols import DatagramProtocol, Protocol
-from .sync import Event, Queue
+from .sync import Event
 from .tasks import create_task, get_running_loop, run, wait_for
+
+logger = logging.getLogger("netkit")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -39,104 +48,63 @@ class CommandError(Exception):
     """A failure to report as one line on stderr, with exit status 1."""
 
 
-def _reason(exc: OSError) -> str:
-    """Why a connection failed, in the system's words ("Connection refused").
-
-    The command's own message names the address, so the address netkit's
-    connect error repeats is left out.
-    """
-    if isinstance(exc, socket.gaierror):
-        return exc.strerror or str(exc)  # "Name or service not known"
-    if exc.errno is not None and exc.errno > 0:
-        return os.strerror(exc.errno)
-    return exc.strerror or str(exc)
-
-
-# stdin is read in chunks of this size, and at most this many chunks ahead of
-# the network (1 MiB): a large file piped in is not read into memory at once.
-STDIN_CHUNK_SIZE = 64 * 1024
-STDIN_CHUNKS_AHEAD = 16
-# The longest line (one message or frame) read from stdin: without a bound,
-# input with no newline would be buffered whole.
-STDIN_MAX_LINE = 1024 * 1024
-
-
-class _StdinLines:
-    """stdin's lines (bytes), read on a daemon thread and handed to the loop.
-
-    Reading a terminal or a pipe blocks, so it cannot happen on the loop.  An
-    executor thread will not do either: one stuck in a read is waited for
-    when the loop shuts down, so the command would hang after its connection
-    is gone until the user pressed Enter.  Nobody waits for a daemon thread.
-    It reads the file descriptor with ``os.read`` rather than through
-    ``sys.stdin``: a daemon thread blocked inside ``sys.stdin.buffer`` holds
-    its lock, and the interpreter aborts when it cannot take that lock to
-    close stdin on exit.
-    """
-
-    def __init__(self, loop: EventLoop) -> None:
-        self._loop = loop
-        self._chunks: Queue[bytes] = Queue()  # b"" marks the end of input
-        self._room = threading.Semaphore(STDIN_CHUNKS_AHEAD)
-        self._buffer = bytearray()
-        self._ended = False
-        threading.Thread(target=self._read, args=(sys.stdin.fileno(),), name="netkit-stdin", daemon=True).start()
-
-    def _read(self, fd: int) -> None:
-        try:
-            while True:
-                self._room.acquire()
-                try:
-                    chunk = os.read(fd, STDIN_CHUNK_SIZE)
-                except OSError:
-                    chunk = b""  # stdin went away (a hung-up terminal): as good as its end
-                self._loop.call_soon_threadsafe(self._chunks.put_nowait, chunk)
-                if not chunk:
-                    return
-        except RuntimeError:
-            pass  # the loop is closed: the command is over
-
-    async def readline(self) -> bytes | None:
-        """The next line, with its line ending; ``None`` at the end of input.
-
-        Raises ``CommandError`` for a line longer than ``STDIN_MAX_LINE``.
-        """
-        while True:
-            newline = self._buffer.find(b"\n")
-            # The line's length without its ending (\n, or \r\n): what is sent.
-            if newline >= 0:
-                length = newline - 1 if newline and self._buffer[newline - 1] == 0x0D else newline
-            else:
-                length = len(self._buffer) - (1 if self._buffer.endswith(b"\r") else 0)
-            if length > STDIN_MAX_LINE:
-                raise CommandError(f"a line on stdin is longer than {STDIN_MAX_LINE} bytes")
-            if newline >= 0:
-                line = bytes(self._buffer[: newline + 1])
-                del self._buffer[: newline + 1]
-                return line
-            if self._ended:
-                line, self._buffer = bytes(self._buffer), bytearray()
-                return line or None  # a last line without a newline still counts
-            chunk = await self._chunks.get()
-            self._room.release()
-            if chunk:
-                self._buffer += chunk
-            else:
-                self._ended = True
-
-
 # --------------------------------------------------------------------- echo
 
+# Where each echo server listens unless told otherwise.
+ECHO_PORTS = {
+    "tcp": _ports.ECHO_PORT,
+    "udp": _ports.ECHO_PORT,
+    "framed": _ports.FRAMED_ECHO_PORT,
+    "ws": _ports.WEBSOCKET_ECHO_PORT,
+}
 
-class _TCPEcho(Protocol):
+
+class _ReadOnlyWhatCanBeAnswered:
+    """Flow control for an echo: reading pauses while writing is paused.
+
+    Every byte read becomes a byte to write, so a peer that sends without
+    reading its echoes would otherwise make the write buffer grow without
+    bound.  The transport calls ``pause_writing`` above its high-water mark;
+    reading stops there, the kernel's buffers fill, and TCP holds the peer
+    back (for UDP, the kernel drops what overflows).
+    """
+
+    __slots__ = ()
+    transport: Any
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+
+def _log_idle(transport: Any) -> None:
+    """One line in the log (at INFO) for a connection closed for idling."""
+    logger.info("closing the connection from %s: idle for --idle-timeout", transport.get_extra_info("peername"))
+
+
+class _TCPEcho(_ReadOnlyWhatCanBeAnswered, Protocol):
+    """``netkit echo --tcp``: every byte back, flow-controlled, idle connections closed."""
+
+    def __init__(self, idle_timeout: float | None = None) -> None:
+        self.idle = IdleTimeout(idle_timeout, _log_idle)
+
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        self.idle.start(transport)
 
     def data_received(self, data: bytes) -> None:
+        self.idle.heard()
         self.transport.write(data)
 
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.idle.stop()
 
-class _UDPEcho(DatagramProtocol):
+
+class _UDPEcho(_ReadOnlyWhatCanBeAnswered, DatagramProtocol):
+    """``netkit echo --udp``: every datagram back to its sender."""
+
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
@@ -144,17 +112,36 @@ class _UDPEcho(DatagramProtocol):
         self.transport.sendto(data, addr)
 
 
-class _FramedEcho(FramedProtocol):
+class _FramedEcho(_ReadOnlyWhatCanBeAnswered, FramedProtocol):
+    """``netkit echo --framed``: every frame back whole, one write per read's frames."""
+
+    def __init__(self, framer: LengthPrefixFramer, idle_timeout: float | None = None) -> None:
+        super().__init__(framer)
+        self.idle = IdleTimeout(idle_timeout, _log_idle)
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.idle.start(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.idle.heard()  # any bytes count, a frame's first piece included
+        super().data_received(data)
+
     def frames_received(self, frames: list[bytes]) -> None:
         self.send_frames(frames)  # one write for every frame of one read
 
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.idle.stop()
+
 
 def _address(sockname: Any) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
     host, port = sockname[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def _wait_for_signal() -> None:
+    """Until SIGINT (Ctrl-C) or SIGTERM: how a server is stopped cleanly."""
     stop = Event()
     loop = get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -163,14 +150,37 @@ async def _wait_for_signal() -> None:
 
 
 async def _echo(args: argparse.Namespace) -> int:
-    loop = get_running_loop()
+    """``netkit echo``: listen, say where, serve until a signal."""
     mode = args.mode
+    port = ECHO_PORTS[mode] if args.port is None else args.port
+    try:
+        if mode == "udp":
+            transport = await _listen_udp(args.host, port)
+        else:
+            server = await _listen(mode, args, args.host, port)
+    except OSError as exc:  # the port is taken, the address is not this machine's, the name is unknown
+        raise CommandError(f"cannot listen on {_address((args.host, port))}: {os_error_reason(exc)}") from None
     if mode == "udp":
-        transport, _ = await loop.create_datagram_endpoint(_UDPEcho, local_addr=(args.host, args.port))
         print(f"udp echo server listening on {_address(transport.get_extra_info('sockname'))}", flush=True)
         await _wait_for_signal()
         transport.close()
         return EXIT_OK
+    print(f"{mode} echo server listening on {_address(server.sockets[0].getsockname())}", flush=True)
+    await _wait_for_signal()
+    server.close()
+    server.abort_clients()
+    await server.wait_closed()
+    return EXIT_OK
+
+
+async def _listen_udp(host: str, port: int) -> Any:
+    """The UDP echo's endpoint, bound."""
+    transport, _ = await get_running_loop().create_datagram_endpoint(_UDPEcho, local_addr=(host, port))
+    return transport
+
+
+async def _listen(mode: str, args: argparse.Namespace, host: str, port: int) -> Any:
+    """The TCP, framed or WebSocket echo server, listening."""
     if mode == "ws":
         from .websocket import serve
 
@@ -178,19 +188,23 @@ async def _echo(args: argparse.Namespace) -> int:
             async for message in ws:
                 await ws.send(message)
 
-        server = await serve(echo, args.host, args.port, max_message_size=args.max_size)
-    elif mode == "framed":
-        max_size = args.max_size
+        return await serve(echo, host, port, max_message_size=_max_size(args), **_websocket_timeouts(args))
+    loop = get_running_loop()
+    idle_timeout = args.idle_timeout
+    if mode == "framed":
+        max_size = _max_size(args)
+        return await loop.create_server(lambda: _FramedEcho(LengthPrefixFramer(max_frame_size=max_size), idle_timeout), host, port)
+    return await loop.create_server(lambda: _TCPEcho(idle_timeout), host, port)
 
-        server = await loop.create_server(lambda: _FramedEcho(LengthPrefixFramer(max_frame_size=max_size)), args.host, args.port)
-    else:
-        server = await loop.create_server(_TCPEcho, args.host, args.port)
-    print(f"{mode} echo server listening on {_address(server.sockets[0].getsockname())}", flush=True)
-    await _wait_for_signal()
-    server.close()
-    server.abort_clients()
-    await server.wait_closed()
-    return EXIT_OK
+
+def _max_size(args: argparse.Namespace) -> int:
+    """``--max-size``, or the library's default for the mode: the framer's
+    largest frame, or a WebSocket connection's largest message."""
+    if args.max_size is not None:
+        return int(args.max_size)
+    if args.mode == "ws":
+        return _websocket_defaults().max_message_size
+    return DEFAULT_MAX_FRAME_SIZE
 
 
 # --------------------------------------------------------------------- send
@@ -203,8 +217,8 @@ async def _send_framed(args: argparse.Namespace) -> int:
     try:
         reader, writer = await open_connection(args.host, args.port)
     except OSError as exc:
-        raise CommandError(f"cannot connect to {args.host}:{args.port}: {_reason(exc)}") from None
-    lines = _StdinLines(get_running_loop())
+        raise CommandError(f"cannot connect to {args.host}:{args.port}: {os_error_reason(exc)}") from None
+    lines = StdinLines(get_running_loop())
     stdin_failure: list[CommandError] = []
 
     async def pump_stdin() -> None:
@@ -214,10 +228,10 @@ async def _send_framed(args: argparse.Namespace) -> int:
                 while (line := await lines.readline()) is not None:
                     writer.write(framer.encode(line.rstrip(b"\r\n")))
                     await writer.drain()
-            except CommandError as exc:
+            except errors.LimitOverrunError as exc:
                 # A line too long: stop there, as at the end of input, so the
                 # answers to the lines before it still arrive; report it after.
-                stdin_failure.append(exc)
+                stdin_failure.append(CommandError(str(exc)))
             writer.write_eof()
         except OSError:
             pass  # the connection is gone: the reading side reports it
@@ -233,7 +247,7 @@ async def _send_framed(args: argparse.Namespace) -> int:
     except (errors.ProtocolError, errors.IncompleteReadError) as exc:
         failure = CommandError(f"bad frame from {args.host}:{args.port}: {exc}")
     except OSError as exc:
-        failure = CommandError(f"connection to {args.host}:{args.port} lost: {_reason(exc)}")
+        failure = CommandError(f"connection to {args.host}:{args.port} lost: {os_error_reason(exc)}")
     else:
         failure = None
     finally:
@@ -252,29 +266,29 @@ async def _send_framed(args: argparse.Namespace) -> int:
 async def _ws_client(args: argparse.Namespace) -> int:
     from .websocket import connect
 
-    headers = []
-    for header in args.header:
-        name, sep, value = header.partition(":")
-        if not sep or not name.strip():
-            raise CommandError(f"invalid --header {header!r}: expected 'Name: value'")
-        headers.append((name.strip(), value.strip()))
     try:
         ws = await connect(
             args.uri,
             subprotocols=args.subprotocol or (),
-            extra_headers=headers,
+            extra_headers=args.header,
             max_message_size=args.max_size,
+            **_websocket_timeouts(args),
         )
     except errors.InvalidURI as exc:
         raise CommandError(str(exc)) from None  # it quotes the URI and says what is wrong
     except errors.HandshakeError as exc:
         raise CommandError(f"handshake with {args.uri} failed: {exc}") from None
+    except TimeoutError as exc:
+        if exc.errno is None and args.open_timeout is not None:  # netkit's deadline, not the system's ETIMEDOUT
+            within = f"{args.open_timeout:g} s (--open-timeout)"
+            raise CommandError(f"no answer to the opening handshake from {args.uri} within {within}") from None
+        raise CommandError(f"cannot connect to {args.uri}: {os_error_reason(exc)}") from None
     except OSError as exc:
-        raise CommandError(f"cannot connect to {args.uri}: {_reason(exc)}") from None
+        raise CommandError(f"cannot connect to {args.uri}: {os_error_reason(exc)}") from None
     print(f"connected to {args.uri}" + (f" (subprotocol {ws.subprotocol})" if ws.subprotocol else ""), file=sys.stderr)
 
-    lines = _StdinLines(get_running_loop())
-    encoding = sys.stdin.encoding or "utf-8"
+    lines = StdinLines(get_running_loop())
+    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"  # sys.stdin is None when fd 0 is closed
     stdin_failure: list[CommandError] = []
 
     message_arrived = Event()
@@ -285,10 +299,10 @@ async def _ws_client(args: argparse.Namespace) -> int:
                 while (line := await lines.readline()) is not None:
                     # Text messages: bytes the terminal's encoding cannot read become U+FFFD.
                     await ws.send(line.decode(encoding, "replace").rstrip("\r\n"))
-            except CommandError as exc:
+            except errors.LimitOverrunError as exc:
                 # A line too long: stop there, as at the end of input, so the
                 # answers to the lines before it still arrive; report it after.
-                stdin_failure.append(exc)
+                stdin_failure.append(CommandError(str(exc)))
             # End of input.  A WebSocket has no half-close: closing now would
             # also cut off the answers still on their way (the server answers
             # a close at once), so first wait until the server has been quiet
@@ -337,13 +351,24 @@ async def _chat(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _chat_client(args: argparse.Namespace) -> int:
+    from .chat.client import ChatClientError, run_from_arguments
+
+    try:
+        return await run_from_arguments(args)
+    except ChatClientError as exc:
+        raise CommandError(str(exc)) from None
+
+
 # ---------------------------------------------------------------- plumbing
 
 
 def _parser() -> argparse.ArgumentParser:
     from .chat.cli import add_arguments as add_chat_arguments
+    from .chat.client import add_arguments as add_chat_client_arguments
 
     parser = argparse.ArgumentParser(prog="netkit", description="netkit's servers and clients, for trying things out.")
+    parser.add_argument("--version", action="version", version=f"netkit {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     logging_options = argparse.ArgumentParser(add_help=False)
     logging_options.add_argument(
@@ -354,20 +379,55 @@ def _parser() -> argparse.ArgumentParser:
     add_chat_arguments(chat)
     chat.set_defaults(run=_chat)
 
+    chat_client = commands.add_parser(
+        "chat-client", parents=[logging_options], help="join the chat server from a terminal: stdin lines out, messages in"
+    )
+    add_chat_client_arguments(chat_client)
+    chat_client.set_defaults(run=_chat_client)
+
     echo = commands.add_parser("echo", parents=[logging_options], help="run an echo server")
     kind = echo.add_mutually_exclusive_group()
     for name in ("tcp", "udp", "framed", "ws"):
         kind.add_argument(f"--{name}", dest="mode", action="store_const", const=name, help=f"{name} echo")
     echo.set_defaults(mode="tcp", run=_echo)
     echo.add_argument("--host", default="127.0.0.1")
-    echo.add_argument("--port", type=listen_port, default=9000, help="default 9000; 0: any free port")
-    echo.add_argument("--max-size", type=positive_int, default=16 * 1024 * 1024, help="largest frame/message (framed, ws)")
+    echo.add_argument(
+        "--port",
+        type=listen_port,
+        help=(
+            f"default {_ports.ECHO_PORT} (--tcp, --udp), {_ports.FRAMED_ECHO_PORT} (--framed), "
+            f"{_ports.WEBSOCKET_ECHO_PORT} (--ws); 0: any free port"
+        ),
+    )
+    echo.add_argument(
+        "--max-size",
+        type=positive_int,
+        help=f"largest frame (--framed, default {DEFAULT_MAX_FRAME_SIZE}) or message (--ws, default {_websocket_defaults().max_message_size})",
+    )
+    echo.add_argument(
+        "--idle-timeout",
+        type=timeout_seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help=(
+            f"close a connection that sends nothing for this long (--tcp, --framed; default {DEFAULT_IDLE_TIMEOUT:g}: "
+            "minutes of thinking at a keyboard, while a peer that vanished without closing is let go; 0: never)"
+        ),
+    )
+    _add_websocket_timeouts(echo, " (--ws)")
 
     ws = commands.add_parser("ws", parents=[logging_options], help="interactive WebSocket client: stdin lines out, messages in")
-    ws.add_argument("uri", help="ws://host:port/path")
+    default_uri = f"ws://127.0.0.1:{_ports.WEBSOCKET_ECHO_PORT}/"
+    ws.add_argument("uri", nargs="?", default=default_uri, help=f"ws://host:port/path (default {default_uri}: netkit echo --ws)")
     ws.add_argument("--subprotocol", action="append", help="offer this subprotocol (repeatable)")
-    ws.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
-    ws.add_argument("--max-size", type=positive_int, default=1024 * 1024, help="largest message accepted")
+    ws.add_argument("--header", type=http_header, action="append", default=[], help="extra request header 'Name: value' (repeatable)")
+    ws.add_argument(
+        "--max-size",
+        type=positive_int,
+        default=_websocket_defaults().max_message_size,
+        help=f"largest message accepted (default {_websocket_defaults().max_message_size})",
+    )
+    _add_websocket_timeouts(ws)
     ws.add_argument(
         "--linger",
         type=non_negative_float,
@@ -378,11 +438,69 @@ def _parser() -> argparse.ArgumentParser:
 
     send = commands.add_parser("send", parents=[logging_options], help="send stdin's lines as frames, print what comes back")
     send.add_argument("--framed", action="store_true", required=True, help="4-byte big-endian length prefix")
-    send.add_argument("host")
-    send.add_argument("port", type=connect_port)
-    send.add_argument("--max-size", type=positive_int, default=16 * 1024 * 1024, help="largest frame accepted")
+    send.add_argument("host", nargs="?", default="127.0.0.1", help="default 127.0.0.1")
+    send.add_argument(
+        "port", nargs="?", type=connect_port, default=_ports.FRAMED_ECHO_PORT, help=f"default {_ports.FRAMED_ECHO_PORT}: netkit echo --framed"
+    )
+    send.add_argument(
+        "--max-size", type=positive_int, default=DEFAULT_MAX_FRAME_SIZE, help=f"largest frame accepted (default {DEFAULT_MAX_FRAME_SIZE})"
+    )
     send.set_defaults(run=_send_framed)
     return parser
+
+
+def _websocket_defaults() -> Any:
+    """A WebSocket connection's default options (``netkit.websocket.Options``),
+    for the options' defaults: the library's, never numbers restated here."""
+    from .websocket import Options
+
+    return Options()
+
+
+def _shown_seconds(seconds: float | None) -> str:
+    return "none" if seconds is None else f"{seconds:g} s"
+
+
+def _add_websocket_timeouts(parser: argparse.ArgumentParser, applies: str = "") -> None:
+    """``--open-timeout`` and ``--close-timeout``, with the library's defaults."""
+    defaults = _websocket_defaults()
+    parser.add_argument(
+        "--open-timeout",
+        type=timeout_seconds,
+        default=defaults.open_timeout,
+        metavar="SECONDS",
+        help=f"the opening handshake must be done within this time{applies} (default {_shown_seconds(defaults.open_timeout)}; 0: no limit)",
+    )
+    parser.add_argument(
+        "--close-timeout",
+        type=timeout_seconds,
+        default=defaults.close_timeout,
+        metavar="SECONDS",
+        help=f"the closing handshake must be done within this time{applies} (default {_shown_seconds(defaults.close_timeout)}; 0: no limit)",
+    )
+
+
+def _websocket_timeouts(args: argparse.Namespace) -> dict[str, float | None]:
+    return {"open_timeout": args.open_timeout, "close_timeout": args.close_timeout}
+
+
+def package_version() -> str:
+    """netkit's version, from pyproject.toml, its one source.
+
+    Running from a checkout, that is the pyproject.toml beside the package
+    (an installed distribution of another version may be on the path too);
+    installed, it is the version pip recorded from it.
+    """
+    checkout = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if checkout.is_file():
+        with checkout.open("rb") as file:
+            project = tomllib.load(file).get("project", {})
+        if project.get("name") == "netkit" and isinstance(project.get("version"), str):
+            return project["version"]
+    try:
+        return importlib.metadata.version("netkit")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (neither installed nor run from a checkout)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

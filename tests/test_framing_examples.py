@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 
+from nonreading_client import connect_small_window, flood, length_prefixed_frame
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -216,3 +218,55 @@ def test_framed_echo_server_stops_reading_from_a_client_that_does_not_read_its_e
     # The replies waiting to be sent passed the transport's 64 KiB high-water
     # mark by at most one read's worth (256 KiB) before reading paused.
     assert 64 * 1024 < server.largest_backlog <= (64 + 256) * 1024 + len(payload)
+
+
+def test_framed_echo_server_holds_its_memory_against_a_client_that_does_not_read():
+    """The same, from outside: 64 MiB of frames sent, no echo read; the
+    server stops reading instead of buffering the echoes."""
+    with framed_echo_server() as server:
+        with connect_small_window(server.port) as client:
+            result = flood(server.process.pid, client, length_prefixed_frame(b"x" * 65532))
+        status, _, err = server.stop()
+    result.check_bounded()
+    assert status == 0, err
+
+
+def test_framed_echo_client_exits_130_on_ctrl_c_without_a_traceback():
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        silent.settimeout(SUBPROCESS_BOUND)
+        client = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / "framed_echo_client.py"), "--port", str(silent.getsockname()[1])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            connection, _ = silent.accept()
+            with connection:
+                client.send_signal(signal.SIGINT)
+                _, err = client.communicate(timeout=SUBPROCESS_BOUND)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.communicate()
+    assert client.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
+def test_framed_echo_client_counts_in_the_singular_too():
+    with framed_echo_server() as server:
+        result = run_client(server.port, "--count", "1", "--seed", "1")
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    sent, checked = result.stdout.splitlines()
+    assert sent.startswith("sent 1 frame ("), sent
+    assert checked.startswith("the echo came back intact in "), checked
+
+
+def test_framed_echo_client_gives_up_at_its_timeout_on_a_server_that_stopped_reading():
+    """The timeout ends the run even with frames still waiting to be sent:
+    the client drops the connection instead of waiting to flush them."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never reads
+        result = run_client(silent.getsockname()[1], "--timeout", "1", "--seed", "5")
+    assert result.returncode == 1
+    assert result.stderr.startswith("FAILED after 0 of 1,000 echoes (seed 5): TimeoutError"), result.stderr

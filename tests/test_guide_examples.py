@@ -49,3 +49,31 @@ def test_embed_loop_thread_from_synchronous_code() -> None:
     assert "submit(): ['ONE', 'TWO', 'THREE'] (3 done)" in lines
     assert "call_soon(): on netkit-loop" in lines
     assert lines[-1] == "loop thread stopped; back to plain synchronous code"
+
+
+def test_embed_run_once_counts_in_the_singular_too() -> None:
+    lines = run_example("embed_run_once.py", "--questions", "1", "--pause", "0.05")
+    assert lines[-1] == "the spectator got 1 answer"
+
+
+def test_embed_run_once_score_server_is_bounded() -> None:
+    """The example's server holds at most one short line, answers every
+    question of a read, and stops reading while its answers are not read."""
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from embed_run_once import MAX_LINE, Game, ScoreServer
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    from netkit.testing import RecordingTransport
+
+    transport = RecordingTransport(ScoreServer(Game()))
+    transport.feed(b"score?\n" * 1000 + b"sco")
+    assert transport.written.count(b"score 0 at frame 0\n") == 1000
+    transport.feed(b"re?\n")
+    assert transport.written.count(b"\n") == 1001
+    transport.set_write_buffer_size(1 << 20)  # the spectator stopped reading
+    assert not transport.is_reading()
+    transport.set_write_buffer_size(0)
+    assert transport.is_reading()
+    transport.feed(b"x" * (MAX_LINE + 1))  # no newline in sight
+    assert transport.closed

@@ -132,7 +132,7 @@ def test_a_taken_nickname_exits_with_status_1(chat_server: RunningServer) -> Non
         assert len(header) == 4
         taken = run_client(chat_server.tcp_port, "ANN", "hello\n")
     assert taken.returncode == 1
-    assert "(nick_taken)" in taken.stdout
+    assert taken.stderr.endswith("(nick_taken)\n") and len(taken.stderr.splitlines()) == 1, taken.stderr
     status, _, _ = chat_server.stop(signal.SIGTERM)
     assert status == 0
 
@@ -158,7 +158,7 @@ def test_client_without_a_server_fails_cleanly() -> None:
     assert "cannot connect" in result.stderr
 
 
-def test_client_needs_a_nick_when_stdin_is_piped() -> None:
+def test_client_needs_a_nick() -> None:
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "chat_client.py"), "--port", "1"],
         input="",
@@ -168,7 +168,7 @@ def test_client_needs_a_nick_when_stdin_is_piped() -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert result.returncode == 2
-    assert "--nick is required" in result.stderr
+    assert "required: --nick" in result.stderr
 
 
 def test_the_banner_names_the_installed_terminal_client(chat_server: RunningServer) -> None:
@@ -199,3 +199,41 @@ def test_websocket_options_from_the_command_line() -> None:
         assert "event=origin_refused" in err
     finally:
         stop_process(server.process)
+
+
+def test_client_is_not_stopped_by_stdin_that_is_not_utf8(chat_server: RunningServer) -> None:
+    """Bytes that are not UTF-8 on stdin, read with strict decoding: the
+    line goes out with replacement characters, and the client goes on."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "chat_client.py"), "--port", str(chat_server.tcp_port), "--nick", "ann"],
+        input=b"caf\xe9\nafter\n",
+        capture_output=True,
+        timeout=PROCESS_TIMEOUT,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict", "PYTHONUNBUFFERED": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert any(line.endswith("<ann> caf\ufffd") for line in lines), lines
+    assert any(line.endswith("<ann> after") for line in lines), lines
+
+
+def test_client_exits_130_on_ctrl_c_without_a_traceback(chat_server: RunningServer) -> None:
+    client = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "chat_client.py"), "--port", str(chat_server.tcp_port), "--nick", "ann"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert client.stdout.readline() == "* you are ann in #lobby; here: ann\n"  # type: ignore[union-attr]
+        client.send_signal(signal.SIGINT)
+        client.wait(PROCESS_TIMEOUT)
+        err = client.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if client.poll() is None:
+            client.kill()
+        client.communicate()
+    assert client.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
