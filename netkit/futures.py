@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import sys
 import traceback
-from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generator, Generic, TypeVar
 
 from . import _runtime
 from .errors import CancelledError, InvalidStateError
@@ -13,7 +13,7 @@ from .errors import CancelledError, InvalidStateError
 if TYPE_CHECKING:
     from .loop import EventLoop
 
-__all__ = ["Future", "wake_waiters", "wrap_concurrent_future"]
+__all__ = ["Future", "wait_until_woken", "wake_waiters", "wrap_concurrent_future"]
 
 _T = TypeVar("_T")
 
@@ -241,10 +241,28 @@ def _copy_outcome(source: concurrent.futures.Future[Any], target: Future[Any]) -
         target.set_result(source.result())
 
 
-def wake_waiters(waiters: Iterable[Future[None]], error: BaseException | None = None) -> None:
-    """Complete every waiter not done yet: with ``None``, or with ``error``
-    (the waiters of ``drain()``, when writing resumes or the connection ends)."""
-    for waiter in waiters:
+async def wait_until_woken(waiters: list[Future[None]], loop: EventLoop) -> None:
+    """Wait until :func:`wake_waiters` is called on ``waiters``.
+
+    Any number of coroutines may wait on one list at once (the waiters of
+    ``drain()`` or ``wait_closed()``); each leaves the list when it is woken
+    or cancelled, so cancelled waiters never pile up.
+    """
+    waiter: Future[None] = loop.create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    finally:
+        if waiter in waiters:
+            waiters.remove(waiter)
+
+
+def wake_waiters(waiters: list[Future[None]], error: BaseException | None = None) -> None:
+    """Empty ``waiters`` and complete each one not done yet: with ``None``, or
+    with ``error`` (when writing resumes, say, or the connection ends)."""
+    woken = waiters[:]
+    waiters.clear()
+    for waiter in woken:
         if not waiter.done():
             if error is None:
                 waiter.set_result(None)

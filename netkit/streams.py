@@ -16,12 +16,11 @@ does not read, and pacing its writes is its own job.
 
 from __future__ import annotations
 
-import collections
 from typing import Any, AsyncIterator, Awaitable, Callable, Union
 
 from . import _runtime
 from .errors import IncompleteReadError, LimitOverrunError
-from .futures import Future, wake_waiters
+from .futures import Future, wait_until_woken, wake_waiters
 from .loop import EventLoop
 from .protocols import Protocol
 
@@ -265,7 +264,7 @@ class StreamReaderProtocol(Protocol):
         self._client_connected_cb = client_connected_cb
         self._task: Any = None
         self._paused = False
-        self._drain_waiters: collections.deque[Future[None]] = collections.deque()
+        self._drain_waiters: list[Future[None]] = []
         self._connection_lost = False
         self._closed: Future[None] = self._loop.create_future()
         self._exc: BaseException | None = None
@@ -315,8 +314,7 @@ class StreamReaderProtocol(Protocol):
             else:
                 self._closed.set_exception(exc)
                 self._closed.exception()  # retrieved: reported through drain/read instead
-        waiters, self._drain_waiters = self._drain_waiters, collections.deque()
-        wake_waiters(waiters, exc)
+        wake_waiters(self._drain_waiters, exc)
         self._reader = None
 
     def pause_writing(self) -> None:
@@ -324,8 +322,7 @@ class StreamReaderProtocol(Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        waiters, self._drain_waiters = self._drain_waiters, collections.deque()
-        wake_waiters(waiters)
+        wake_waiters(self._drain_waiters)
 
     async def _drain_helper(self) -> None:
         if self._connection_lost:
@@ -334,14 +331,7 @@ class StreamReaderProtocol(Protocol):
             raise ConnectionResetError("connection lost")
         if not self._paused:
             return
-        # Any number of coroutines may wait for the buffer to drain at once.
-        waiter: Future[None] = self._loop.create_future()
-        self._drain_waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if waiter in self._drain_waiters:
-                self._drain_waiters.remove(waiter)
+        await wait_until_woken(self._drain_waiters, self._loop)
 
     def _get_close_waiter(self) -> Future[None]:
         return self._closed

@@ -9,7 +9,7 @@ import socket
 import stat
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..futures import Future
+from ..futures import Future, wait_until_woken, wake_waiters
 from ..protocols import Protocol
 from .base import is_disconnect
 from .stream import StreamTransport
@@ -247,21 +247,12 @@ class Server:
         """Wait until the server is closed and all its connections are gone."""
         if self._closed and not self._transports:
             return
-        waiter: Future[None] = self._loop.create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+        await wait_until_woken(self._waiters, self._loop)
 
     def _wake_waiters_if_done(self) -> None:
         if not self._closed or self._transports:
             return
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        wake_waiters(self._waiters)
 
     async def __aenter__(self) -> Server:
         return self

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, AsyncIterable, Iterable
 
 from ..errors import ConnectionClosedOK
-from ..futures import Future, wake_waiters
+from ..futures import Future, wait_until_woken, wake_waiters
 from ..tasks import shield
 from .connection import OPEN, State
 from .protocol import _QUEUE_FULL, _WRITING_PAUSED, WebSocketHandler, WebSocketProtocol
@@ -283,20 +283,11 @@ class WebSocket(WebSocketHandler):
             raise protocol.closed_error()
         if not protocol.is_writing_paused():
             return
-        waiter: Future[None] = protocol.loop.create_future()  # type: ignore[union-attr]
-        self._drain_waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if waiter in self._drain_waiters:
-                self._drain_waiters.remove(waiter)
+        await wait_until_woken(self._drain_waiters, protocol.loop)  # type: ignore[arg-type]
 
     def on_resume_writing(self, ws: WebSocketProtocol) -> None:
-        self._wake_drain_waiters(None)
+        wake_waiters(self._drain_waiters)
 
-    def _wake_drain_waiters(self, error: BaseException | None) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        wake_waiters(waiters, error)
 
     # ------------------------------------------------------------------ pings
 
@@ -350,6 +341,6 @@ class WebSocket(WebSocketHandler):
             self._getter = None
             if not getter.done():
                 getter.set_result(None)
-        self._wake_drain_waiters(ws.closed_error())
+        wake_waiters(self._drain_waiters, ws.closed_error())
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
