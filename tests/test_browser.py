@@ -13,7 +13,8 @@ and checks that the newest item is in view then, after a new message and
 after the connection-lost notice.
 
 Chromium is found on PATH (Debian's ``chromium`` package; ``.ci/run``
-installs it when it can); without it the test is skipped and says why.
+installs it); without it the test is skipped and says why, or fails in CI
+(``CI=true``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from services import service_missing
 
 import netkit
 from netkit import framing, websocket
@@ -116,7 +119,7 @@ def devtools_url() -> Iterator[str]:
     """A headless Chromium with a fresh profile; yields its DevTools WebSocket URL."""
     browser = find_browser()
     if browser is None:
-        pytest.skip(
+        service_missing(
             f"no Chromium or Chrome on PATH (looked for {', '.join(BROWSER_NAMES)}); "
             "install Debian's chromium package to run the browser test"
         )
