@@ -15,11 +15,11 @@ No threads are involved: while one coroutine waits, the loop runs the others.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's netkit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 
 DOWNLOADS = {"large.iso": 0.6, "small.txt": 0.2, "medium.bin": 0.4}

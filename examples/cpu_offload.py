@@ -29,9 +29,10 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's netkit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 
 LIMIT = 200_000  # count the primes below this

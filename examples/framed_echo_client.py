@@ -20,9 +20,12 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from _common import EXIT_INTERRUPTED, FRAMED_ECHO_PORT, netkit, plural
-from netkit.framing import LengthPrefixFramer, read_frame
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit.framing import LengthPrefixFramer, read_frame  # noqa: E402
+from examples._common import EXIT_INTERRUPTED, FRAMED_ECHO_PORT, plural  # noqa: E402
 
 
 @dataclass

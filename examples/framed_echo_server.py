@@ -25,18 +25,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit.framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer  # noqa: E402
+from examples._common import (  # noqa: E402
     DEFAULT_IDLE_TIMEOUT,
     FRAMED_ECHO_PORT,
     IdleTimeout,
     add_idle_timeout_option,
     announce_and_wait,
     listening_on,
-    netkit,
     run_server,
 )
-from netkit.framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer
 
 
 class FramedEcho(FramedProtocol):

@@ -21,9 +21,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import HALF_CLOSE_PORT, listening_on, netkit, plural, run_client, run_server, stop_on_signals
-from netkit.framing import DEFAULT_MAX_FRAME_SIZE
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit.framing import DEFAULT_MAX_FRAME_SIZE  # noqa: E402
+from examples._common import (  # noqa: E402
+    HALF_CLOSE_PORT,
+    listening_on,
+    plural,
+    run_client,
+    run_server,
+    stop_on_signals,
+)
 
 # The largest request held in memory: the same 16 MiB as the framed echo's
 # largest frame, a hundred times the 1.3 MB request of the demo.

@@ -17,11 +17,11 @@ back: wait on them, poll them, cancel them, or collect them as they finish.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import sys
 import threading
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's netkit
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 
 SERVICES = {"auth": 0.3, "billing": 0.1, "search": 0.2}

@@ -13,8 +13,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import ECHO_PORT, add_idle_timeout_option, announce_and_wait, listening_on, netkit, plural, run_client, run_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from examples._common import (  # noqa: E402
+    ECHO_PORT,
+    add_idle_timeout_option,
+    announce_and_wait,
+    listening_on,
+    plural,
+    run_client,
+    run_server,
+)
 
 
 async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter, idle_timeout: float | None) -> None:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from _common import ECHO_PORT, announce_and_wait, netkit, run_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from examples._common import ECHO_PORT, announce_and_wait, run_server  # noqa: E402
 
 
 class UDPEcho(netkit.DatagramProtocol):

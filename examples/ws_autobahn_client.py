@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import netkit, run_client
-from netkit._argtypes import os_error_reason
-from netkit import websocket
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit import websocket  # noqa: E402
+from netkit._argtypes import os_error_reason  # noqa: E402
+from examples._common import run_client  # noqa: E402
 
 AGENT = "netkit"
 

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from _common import WEBSOCKET_ECHO_PORT, add_websocket_options, netkit, run_client, websocket_options
-from netkit import ConnectionClosed, HandshakeError, LimitOverrunError
-from netkit import websocket
-from netkit._stdin import StdinLines
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit import ConnectionClosed, HandshakeError, LimitOverrunError  # noqa: E402
+from netkit import websocket  # noqa: E402
+from netkit._stdin import StdinLines  # noqa: E402
+from examples._common import WEBSOCKET_ECHO_PORT, add_websocket_options, run_client, websocket_options  # noqa: E402
 
 # Seconds of quiet from the server after the end of input before closing,
 # as `netkit ws --linger`: echoes on a local network come back in
