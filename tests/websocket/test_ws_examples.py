@@ -261,7 +261,7 @@ def test_the_autobahn_client_without_a_server_says_so_in_one_line() -> None:
     port = uri.rsplit(":", 1)[1].strip("/")
     stop_server(server)  # the port is free again: nobody listens there
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "ws_autobahn_client.py"), port],
+        [sys.executable, str(ROOT / "tools" / "ws_autobahn_client.py"), port],
         capture_output=True,
         text=True,
         timeout=LINE_TIMEOUT,

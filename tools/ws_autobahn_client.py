@@ -1,7 +1,7 @@
 """Drive netkit's WebSocket client through the Autobahn|Testsuite's fuzzing server.
 
     autobahn client 9001            # in one terminal: the suite's test server
-    python examples/ws_autobahn_client.py 9001
+    python tools/ws_autobahn_client.py 9001
 
 The suite's server tells how many cases it has (``/getCaseCount``); for each
 case the client connects to ``/runCase?case=N&agent=netkit`` and echoes every
