@@ -59,6 +59,25 @@ def course_steps() -> list[tuple[int, str]]:
     return [(int(number), PAGE_LINK.search(text).group(1)) for number, text in zip(steps[::2], steps[1::2])]
 
 
+def test_the_folders_are_the_steps_of_the_course_in_its_order() -> None:
+    folders = sorted(path.name for path in EXAMPLES.iterdir() if path.is_dir() and path.name != "__pycache__")
+    assert folders == [f"{number:02d}-{page}" for number, page in course_steps()]
+
+
+def test_the_readme_lists_every_example_once_in_course_order() -> None:
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    listed = re.findall(r"^- `((?:[\w-]+/)?\w+\.py)`: \S", readme, flags=re.MULTILINE)
+    assert sorted(listed) == sorted(str(path.relative_to(EXAMPLES)) for path in example_files())
+    folders = [name.split("/")[0] for name in listed if "/" in name]
+    assert folders == sorted(folders), "the folders' examples are listed in the course's order"
+
+
+def test_the_readmes_links_lead_to_files() -> None:
+    readme = (EXAMPLES / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)\)", readme)
+    assert links and [link for link in links if not (EXAMPLES / link).is_file()] == []
+
+
 def test_the_quick_start_stays_at_the_top_of_examples() -> None:
     """README's first command, ``python examples/chat_server.py``, keeps its path."""
     assert (EXAMPLES / "chat_server.py").is_file()

@@ -19,7 +19,7 @@ from nonreading_client import connect_small_window, flood, masked_binary_frame, 
 from ws_loop_helpers import run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "examples" / "06-websocket"
 DOC = ROOT / "docs" / "websocket.md"
 LINE_TIMEOUT = 10.0
 

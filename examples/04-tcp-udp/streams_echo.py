@@ -1,7 +1,7 @@
 """A TCP echo server and client on netkit's streams (async/await) API.
 
-    python examples/tcp_echo_streams.py --port 9000                   # serve
-    python examples/tcp_echo_streams.py --port 9000 --client --count 3
+    python examples/04-tcp-udp/streams_echo.py --port 9000                   # serve
+    python examples/04-tcp-udp/streams_echo.py --port 9000 --client --count 3
 
 The server runs one coroutine per connection: read what arrived, write it
 back, ``await writer.drain()`` so a client that does not read cannot make the
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 from examples._common import (  # noqa: E402
     ECHO_PORT,

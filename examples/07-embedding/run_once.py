@@ -1,6 +1,6 @@
 """Pump a netkit loop from a program's own main loop (a game loop, here).
 
-    python examples/embed_run_once.py
+    python examples/07-embedding/run_once.py
 
 A game (or a GUI toolkit, or a simulation) already owns the main loop: it
 draws a frame, updates the world, and waits for the next frame.  Instead of
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 from examples._common import plural  # noqa: E402
 

@@ -1,9 +1,9 @@
 """Half-close: a client sends its whole request, shuts down its write side,
 and still reads the whole answer.
 
-    python examples/half_close.py                      # server and client, one run
-    python examples/half_close.py --serve              # only the server (port 9003), until Ctrl-C
-    python examples/half_close.py --connect
+    python examples/04-tcp-udp/half_close.py                      # server and client, one run
+    python examples/04-tcp-udp/half_close.py --serve              # only the server (port 9003), until Ctrl-C
+    python examples/04-tcp-udp/half_close.py --connect
 
 TCP closes each direction on its own (the "four-way close"): ``write_eof()``
 sends a FIN, which tells the server "the request is complete" without a
@@ -23,7 +23,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 from netkit.framing import DEFAULT_MAX_FRAME_SIZE  # noqa: E402
 from examples._common import (  # noqa: E402

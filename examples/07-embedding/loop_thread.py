@@ -1,6 +1,6 @@
 """Use netkit from synchronous code: the loop on a background thread.
 
-    python examples/embed_loop_thread.py
+    python examples/07-embedding/loop_thread.py
 
 A CLI, a Flask view or a script written without ``async`` keeps its main
 thread and hands coroutines to a ``LoopThread``.  ``submit(coro)`` returns a
@@ -19,7 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 
 # A synchronous caller should never wait forever on the network.

@@ -1,6 +1,6 @@
 """TCP has no message boundaries: see it happen, then see framing fix it.
 
-    python examples/sticky_packets.py
+    python examples/05-framing/sticky_packets.py
 
 Plain blocking sockets over loopback, no event loop:
 
@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 from netkit.framing import LengthPrefixFramer  # noqa: E402
 
 SMALL_MESSAGES = [b"hello", b"world", b"!"]

@@ -1,6 +1,6 @@
 """A WebSocket echo server on netkit's callback API: the fastest path.
 
-    python examples/ws_callback_echo.py --port 9002
+    python examples/06-websocket/ws_callback_echo.py --port 9002
 
 The handler's methods are called by the connection as events happen;
 ``ws.send()`` never blocks.  When the peer reads slower than it sends, the
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 from netkit import websocket  # noqa: E402
 from examples._common import (  # noqa: E402
     ECHO_MAX_MESSAGE_SIZE,
