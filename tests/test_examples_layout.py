@@ -83,6 +83,13 @@ def test_the_quick_start_stays_at_the_top_of_examples() -> None:
     assert (EXAMPLES / "chat_server.py").is_file()
 
 
+def test_every_example_is_run_by_a_test() -> None:
+    """Each example is run as a program by the tests of its topic (DESIGN.md:
+    examples are tested by running them and talking to them)."""
+    tests = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "tests").rglob("test_*.py") if path != Path(__file__).resolve())
+    assert [str(path.relative_to(EXAMPLES)) for path in example_files() if f'"{path.name}"' not in tests and f'/{path.name}"' not in tests] == []
+
+
 def test_every_example_finds_netkit_the_same_way() -> None:
     """One line puts the checkout's root first on ``sys.path``; nothing else
     touches it, and the shared helpers do not either."""
