@@ -17,6 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 INDEX = (ROOT / "docs" / "index.md").read_text(encoding="utf-8")
+COURSE = INDEX.split("## The course", 1)[1].split("\n## ", 1)[0]
+PAGE_LINK = re.compile(r"\]\(([\w-]+)\.md\)")
 
 # Files in examples/ that are not examples: the helpers they share, and the
 # marker that makes ``examples._common`` importable.
@@ -25,6 +27,7 @@ NOT_EXAMPLES = {"_common.py", "__init__.py"}
 # The line each example runs before importing netkit (N: how deep it sits).
 CHECKOUT_LINE = re.compile(r"^sys\.path\.insert\(0, str\(Path\(__file__\)\.resolve\(\)\.parents\[(\d)\]\)\)", re.MULTILINE)
 
+# Code (not prose) that changes sys.path, and an import of netkit or of the examples' helpers.
 TOUCHES_SYS_PATH = re.compile(r"^\s*sys\.path\b", re.MULTILINE)
 IMPORTS_NETKIT = re.compile(r"^(?:import netkit|from (?:netkit|examples)[.\s])", re.MULTILINE)
 
@@ -46,11 +49,8 @@ PROCESS_TIMEOUT = 60
 
 
 def example_files() -> list[Path]:
+    """Every example, at the top of examples/ or in a step's folder."""
     return sorted(path for path in EXAMPLES.rglob("*.py") if path.name not in NOT_EXAMPLES and "__pycache__" not in path.parts)
-
-
-COURSE = INDEX.split("## The course", 1)[1].split("\n## ", 1)[0]
-PAGE_LINK = re.compile(r"\]\(([\w-]+)\.md\)")
 
 
 def course_steps() -> list[tuple[int, str]]:
