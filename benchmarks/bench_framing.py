@@ -40,7 +40,7 @@ own process pinned to CPU 1 and the C load generator
 runs pinned to CPU 0, keeping 8 frames of 256 bytes in flight on each of 50
 connections and checking every echoed byte.  The servers:
 
-* netkit: ``examples/framed_echo_server.py``, a ``FramedProtocol`` subclass
+* netkit: ``examples/05-framing/framed_echo_server.py``, a ``FramedProtocol`` subclass
   that answers each read's frames with one ``send_frames``, on netkit's loop;
 * netkit, one write per frame: the same protocol answering each frame with
   its own ``send_frame``, which shows what batching the writes saves
@@ -414,7 +414,7 @@ class NullTransport:
 
 
 class BatchingEcho(FramedProtocol):
-    """The echo of examples/framed_echo_server.py: one write per read."""
+    """The echo of examples/05-framing/framed_echo_server.py: one write per read."""
 
     def frames_received(self, frames: list[bytes]) -> None:
         self.send_frames(frames)
@@ -642,7 +642,7 @@ def section_loopback(options: Options) -> None:
     python = sys.executable
     variants = [python, os.path.join(BENCHMARKS, "framed_echo_variants.py")]
     servers = [
-        EchoServer(NETKIT, [python, os.path.join(ROOT, "examples", "framed_echo_server.py"), "--port", "{port}"], True),
+        EchoServer(NETKIT, [python, os.path.join(ROOT, "examples", "05-framing", "framed_echo_server.py"), "--port", "{port}"], True),
         EchoServer(NETKIT_PER_FRAME, [*variants, "--loop", "netkit", "--style", "per-frame", "--port", "{port}"], True),
         EchoServer(ASYNCIO_PROTOCOL, [*variants, "--loop", "asyncio", "--style", "protocol", "--port", "{port}"], True),
         EchoServer(ASYNCIO_STREAMS, [*variants, "--loop", "asyncio", "--style", "streams", "--port", "{port}"], True),

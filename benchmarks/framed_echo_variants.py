@@ -1,4 +1,4 @@
-"""Framed echo servers to compare with examples/framed_echo_server.py.
+"""Framed echo servers to compare with examples/05-framing/framed_echo_server.py.
 
     python benchmarks/framed_echo_variants.py --loop asyncio --style protocol --port 9002
     python benchmarks/framed_echo_variants.py --loop netkit --style per-frame --port 9003
@@ -30,7 +30,7 @@ import struct
 import sys
 from typing import Any
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "05-framing")
 sys.path.insert(0, EXAMPLES)
 
 from framed_echo_server import FramedEcho  # noqa: E402  (also makes netkit importable)

@@ -1,27 +1,46 @@
-"""Shared helpers for the examples: make ``import netkit`` work from a fresh
-checkout, stop servers cleanly on SIGINT/SIGTERM and report a port they
-cannot listen on in one line, close idle connections (``IdleTimeout``,
-from netkit/_idle.py, shared with ``python -m netkit echo``), end clients quietly on Ctrl-C, count in
-good English, and the default ports (one per protocol, the same as
-``python -m netkit``'s: netkit/_ports.py)."""
+"""Shared helpers for the examples: stop servers cleanly on SIGINT/SIGTERM
+and report a port they cannot listen on in one line, close idle connections
+(``IdleTimeout``, from netkit/_idle.py, shared with ``python -m netkit
+echo``), end clients quietly on Ctrl-C, count in good English, and the
+default ports (one per protocol, the same as ``python -m netkit``'s:
+netkit/_ports.py).
+
+An example imports them as ``examples._common``, once the line at its top
+has put the checkout's root on ``sys.path`` (examples/README.md).
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from typing import Any, Coroutine
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import netkit
+from netkit import websocket
+from netkit._argtypes import os_error_reason
+from netkit._idle import DEFAULT_IDLE_TIMEOUT, IdleTimeout
+from netkit._ports import ECHO_PORT, FRAMED_ECHO_PORT, HALF_CLOSE_PORT, WEBSOCKET_ECHO_PORT
 
-import netkit  # noqa: E402
-from netkit import websocket  # noqa: E402
-from netkit._argtypes import os_error_reason  # noqa: E402
-from netkit._idle import DEFAULT_IDLE_TIMEOUT, IdleTimeout  # noqa: E402,F401
-from netkit._ports import ECHO_PORT, FRAMED_ECHO_PORT, HALF_CLOSE_PORT, WEBSOCKET_ECHO_PORT  # noqa: E402,F401
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "ECHO_MAX_MESSAGE_SIZE",
+    "ECHO_PORT",
+    "EXIT_INTERRUPTED",
+    "FRAMED_ECHO_PORT",
+    "HALF_CLOSE_PORT",
+    "IdleTimeout",
+    "WEBSOCKET_ECHO_PORT",
+    "add_idle_timeout_option",
+    "add_websocket_options",
+    "announce_and_wait",
+    "listening_on",
+    "plural",
+    "run_client",
+    "run_server",
+    "stop_on_signals",
+    "websocket_options",
+]
 
 
 # 128 + SIGINT: the status a shell gives a program that Ctrl-C ended.

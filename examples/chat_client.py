@@ -14,9 +14,10 @@ own exit status.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from _common import netkit  # noqa: F401  (makes the checkout's netkit importable)
-from netkit.__main__ import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+from netkit.__main__ import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["chat-client", *sys.argv[1:]]))

@@ -15,9 +15,10 @@ SIGTERM) closes every client (WebSocket code 1001) and exits.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-import _common  # noqa: F401  (puts the checkout on sys.path)
-from netkit.chat.cli import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+from netkit.chat.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

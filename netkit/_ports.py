@@ -2,9 +2,10 @@
 
 Every server and every client that talks to it take their default from
 here, so that ``netkit echo --framed`` and ``netkit send --framed`` (or
-``examples/framed_echo_server.py`` and ``examples/framed_echo_client.py``)
-meet without a ``--port``.  Protocols that share a transport get different
-ports, so that any of the servers can run side by side.
+``examples/05-framing/framed_echo_server.py`` and
+``examples/05-framing/framed_echo_client.py``) meet without a ``--port``.
+Protocols that share a transport get different ports, so that any of the
+servers can run side by side.
 
 The chat server's ports are its own: 8765 for the page and its WebSocket,
 8766 for terminal clients (``DEFAULT_HTTP_PORT`` and ``DEFAULT_TCP_PORT`` in
@@ -30,5 +31,5 @@ FRAMED_ECHO_PORT = 9001
 # The WebSocket echo servers (async and callback API) and clients.
 WEBSOCKET_ECHO_PORT = 9002
 
-# examples/half_close.py when its server and client run apart.
+# examples/04-tcp-udp/half_close.py when its server and client run apart.
 HALF_CLOSE_PORT = 9003

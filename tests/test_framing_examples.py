@@ -13,7 +13,7 @@ import threading
 
 from nonreading_client import connect_small_window, flood, length_prefixed_frame
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples" / "05-framing"
 
 
 def test_sticky_packets_example_shows_the_problem_and_the_fix():
@@ -41,7 +41,7 @@ SUBPROCESS_BOUND = 30  # seconds; a hung example fails the test instead of hangi
 
 
 class RunningServer:
-    """examples/framed_echo_server.py started with ``--port 0``, and the port it printed."""
+    """examples/05-framing/framed_echo_server.py started with ``--port 0``, and the port it printed."""
 
     def __init__(self, process: subprocess.Popen, port: int) -> None:
         self.process = process

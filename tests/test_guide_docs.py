@@ -28,12 +28,3 @@ def test_every_page_has_runnable_code(page: str) -> None:
 @pytest.mark.parametrize(("page", "number", "code"), SNIPPETS, ids=[f"{page}-{number}" for page, number, _ in SNIPPETS])
 def test_snippet_runs(page: str, number: int, code: str) -> None:
     exec(compile(code, f"{page} snippet {number}", "exec"), {"__name__": f"guide_snippet_{number}"})
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_examples_the_page_tells_you_to_run_exist(page: str) -> None:
-    text = (DOCS / page).read_text(encoding="utf-8")
-    examples = DOCS.parent / "examples"
-    named = set(re.findall(r"python examples/(\w+\.py)", text))
-    missing = [name for name in sorted(named) if not (examples / name).exists()]
-    assert not missing

@@ -26,14 +26,14 @@ def run_example(name: str, *args: str) -> list[str]:
 
 
 def test_blocking_vs_nonblocking_handles_messages_in_arrival_order_only_with_select() -> None:
-    lines = run_example("blocking_vs_nonblocking.py", "--delay", "0.05")
+    lines = run_example("02-blocking/blocking_vs_nonblocking.py", "--delay", "0.05")
     assert "  handled in the order A, B, C: B and C waited for A" in lines
     assert any("BlockingIOError" in line for line in lines)
     assert "  handled in the order B, C, A: each as soon as it arrived" in lines
 
 
 def test_embed_run_once_serves_the_network_between_frames() -> None:
-    lines = run_example("embed_run_once.py", "--questions", "4", "--pause", "0.1")
+    lines = run_example("07-embedding/run_once.py", "--questions", "4", "--pause", "0.1")
     heard = [re.fullmatch(r"  spectator heard: score (\d+) at frame (\d+)", line) for line in lines]
     answers = [(int(m.group(1)), int(m.group(2))) for m in heard if m]
     assert len(answers) == 4
@@ -44,7 +44,7 @@ def test_embed_run_once_serves_the_network_between_frames() -> None:
 
 
 def test_embed_loop_thread_from_synchronous_code() -> None:
-    lines = run_example("embed_loop_thread.py")
+    lines = run_example("07-embedding/loop_thread.py")
     assert "run(): HELLO" in lines
     assert "submit(): ['ONE', 'TWO', 'THREE'] (3 done)" in lines
     assert "call_soon(): on netkit-loop" in lines
@@ -52,18 +52,19 @@ def test_embed_loop_thread_from_synchronous_code() -> None:
 
 
 def test_embed_run_once_counts_in_the_singular_too() -> None:
-    lines = run_example("embed_run_once.py", "--questions", "1", "--pause", "0.05")
+    lines = run_example("07-embedding/run_once.py", "--questions", "1", "--pause", "0.05")
     assert lines[-1] == "the spectator got 1 answer"
 
 
 def test_embed_run_once_score_server_is_bounded() -> None:
     """The example's server holds at most one short line, answers every
     question of a read, and stops reading while its answers are not read."""
-    sys.path.insert(0, str(EXAMPLES))
+    folder = str(EXAMPLES / "07-embedding")
+    sys.path.insert(0, folder)
     try:
-        from embed_run_once import MAX_LINE, Game, ScoreServer
+        from run_once import MAX_LINE, Game, ScoreServer
     finally:
-        sys.path.remove(str(EXAMPLES))
+        sys.path.remove(folder)
     from netkit.testing import RecordingTransport
 
     transport = RecordingTransport(ScoreServer(Game()))

@@ -65,8 +65,3 @@ def test_every_guide_page_is_linked() -> None:
     on_disk = {path.name for path in (ROOT / "docs").glob("*.md")}
     assert "index.md" in linked
     assert sorted((pages_in_index | on_disk) - linked) == []
-
-
-def test_examples_named_exist() -> None:
-    named = set(re.findall(r"examples/(\w+\.py)", README))
-    assert named and [name for name in sorted(named) if not (ROOT / "examples" / name).exists()] == []

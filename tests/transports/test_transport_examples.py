@@ -85,9 +85,9 @@ def start(servers: list[RunningServer], script: str, *args: str) -> RunningServe
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_tcp_echo_server_and_client(servers: list[RunningServer], sig: int) -> None:
-    server = start(servers, "tcp_echo_server.py")
+    server = start(servers, "04-tcp-udp/tcp_echo_server.py")
     assert server.host == "127.0.0.1" and server.port > 0
-    client = run_example("tcp_echo_client.py", "--port", str(server.port), "--message", "ping pong", "--count", "5")
+    client = run_example("04-tcp-udp/tcp_echo_client.py", "--port", str(server.port), "--message", "ping pong", "--count", "5")
     assert client.returncode == 0, client.stderr
     assert "5 echoes of 9 bytes, all intact" in client.stdout
     status, out, err = server.stop(sig)
@@ -97,19 +97,19 @@ def test_tcp_echo_server_and_client(servers: list[RunningServer], sig: int) -> N
 
 
 def test_tcp_echo_streams_server_and_client(servers: list[RunningServer]) -> None:
-    server = start(servers, "tcp_echo_streams.py")
-    client = run_example("tcp_echo_streams.py", "--client", "--port", str(server.port), "--count", "3")
+    server = start(servers, "04-tcp-udp/streams_echo.py")
+    client = run_example("04-tcp-udp/streams_echo.py", "--client", "--port", str(server.port), "--count", "3")
     assert client.returncode == 0, client.stderr
     assert "3 echoes" in client.stdout
     # The two APIs interoperate: the callback client against the streams server.
-    client = run_example("tcp_echo_client.py", "--port", str(server.port), "--message", "x" * 100_000)
+    client = run_example("04-tcp-udp/tcp_echo_client.py", "--port", str(server.port), "--message", "x" * 100_000)
     assert client.returncode == 0, client.stderr
     status, out, err = server.stop()
     assert status == 0, err
     assert "server stopped" in out
 
 
-@pytest.mark.parametrize("script", ["tcp_echo_server.py", "tcp_echo_streams.py"])
+@pytest.mark.parametrize("script", ["04-tcp-udp/tcp_echo_server.py", "04-tcp-udp/streams_echo.py"])
 def test_tcp_echo_servers_stop_reading_from_a_client_that_does_not_read(servers: list[RunningServer], script: str) -> None:
     """64 MiB sent, none of the echoes read: the server must stop reading
     once its replies back up, not buffer them all."""
@@ -124,11 +124,12 @@ def test_tcp_echo_servers_stop_reading_from_a_client_that_does_not_read(servers:
 def test_udp_echo_server_pauses_reading_while_its_sends_are_queued() -> None:
     """UDP has no window, but the transport's send queue has water marks: the
     echo stops taking datagrams while its answers wait in that queue."""
-    sys.path.insert(0, EXAMPLES)
+    folder = os.path.join(EXAMPLES, "04-tcp-udp")
+    sys.path.insert(0, folder)
     try:
         from udp_echo_server import UDPEcho
     finally:
-        sys.path.remove(EXAMPLES)
+        sys.path.remove(folder)
 
     calls: list[str] = []
 
@@ -150,7 +151,7 @@ def test_tcp_clients_report_a_refused_connection() -> None:
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
         port = str(placeholder.getsockname()[1])
-        for script, extra in (("tcp_echo_client.py", ()), ("tcp_echo_streams.py", ("--client",))):
+        for script, extra in (("04-tcp-udp/tcp_echo_client.py", ()), ("04-tcp-udp/streams_echo.py", ("--client",))):
             client = run_example(script, "--port", port, *extra)
             assert client.returncode == 1
             assert "refused" in client.stderr.lower()
@@ -160,17 +161,17 @@ def test_tcp_clients_report_a_refused_connection() -> None:
 @pytest.mark.parametrize(
     "script, args",
     [
-        ("tcp_echo_client.py", ()),
-        ("tcp_echo_streams.py", ("--client",)),
-        ("half_close.py", ("--connect",)),
-        ("udp_echo_client.py", ("--timeout", "30")),
+        ("04-tcp-udp/tcp_echo_client.py", ()),
+        ("04-tcp-udp/streams_echo.py", ("--client",)),
+        ("04-tcp-udp/half_close.py", ("--connect",)),
+        ("04-tcp-udp/udp_echo_client.py", ("--timeout", "30")),
     ],
-    ids=["tcp_echo_client", "tcp_echo_streams", "half_close", "udp_echo_client"],
+    ids=["tcp_echo_client", "streams_echo", "half_close", "udp_echo_client"],
 )
 def test_clients_exit_130_on_ctrl_c_without_a_traceback(script: str, args: tuple[str, ...]) -> None:
     """A client waiting on a server that never answers, interrupted: it
     ends with the shell's status for Ctrl-C and says nothing more."""
-    udp = script.startswith("udp")
+    udp = os.path.basename(script).startswith("udp")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.settimeout(TIMEOUT)
@@ -202,26 +203,26 @@ def test_clients_exit_130_on_ctrl_c_without_a_traceback(script: str, args: tuple
 
 
 def test_clients_count_in_the_singular_too(servers: list[RunningServer]) -> None:
-    server = start(servers, "tcp_echo_server.py")
-    callback = run_example("tcp_echo_client.py", "--port", str(server.port), "--message", "x")
+    server = start(servers, "04-tcp-udp/tcp_echo_server.py")
+    callback = run_example("04-tcp-udp/tcp_echo_client.py", "--port", str(server.port), "--message", "x")
     assert callback.stdout.splitlines()[-1] == "1 echo of 1 byte, intact", callback.stdout
-    streams = run_example("tcp_echo_streams.py", "--client", "--port", str(server.port), "--message", "x")
+    streams = run_example("04-tcp-udp/streams_echo.py", "--client", "--port", str(server.port), "--message", "x")
     assert streams.stdout.splitlines()[-1] == "1 echo of 1 byte, intact", streams.stdout
-    udp = start(servers, "udp_echo_server.py")
-    datagram = run_example("udp_echo_client.py", "--port", str(udp.port))
+    udp = start(servers, "04-tcp-udp/udp_echo_server.py")
+    datagram = run_example("04-tcp-udp/udp_echo_client.py", "--port", str(udp.port))
     assert datagram.stdout.splitlines()[-1] == "1 datagram echoed intact", datagram.stdout
-    half_close = run_example("half_close.py", "--lines", "1")
+    half_close = run_example("04-tcp-udp/half_close.py", "--lines", "1")
     assert "client: the server counted 27 bytes, 1 line, 5 words" in half_close.stdout.splitlines()
 
 
 SERVERS = [
-    ("tcp_echo_server.py", socket.SOCK_STREAM, ()),
-    ("tcp_echo_streams.py", socket.SOCK_STREAM, ()),
-    ("udp_echo_server.py", socket.SOCK_DGRAM, ()),
-    ("framed_echo_server.py", socket.SOCK_STREAM, ()),
-    ("half_close.py", socket.SOCK_STREAM, ("--serve",)),
-    ("ws_echo_server.py", socket.SOCK_STREAM, ()),
-    ("ws_callback_echo.py", socket.SOCK_STREAM, ()),
+    ("04-tcp-udp/tcp_echo_server.py", socket.SOCK_STREAM, ()),
+    ("04-tcp-udp/streams_echo.py", socket.SOCK_STREAM, ()),
+    ("04-tcp-udp/udp_echo_server.py", socket.SOCK_DGRAM, ()),
+    ("05-framing/framed_echo_server.py", socket.SOCK_STREAM, ()),
+    ("04-tcp-udp/half_close.py", socket.SOCK_STREAM, ("--serve",)),
+    ("06-websocket/ws_echo_server.py", socket.SOCK_STREAM, ()),
+    ("06-websocket/ws_callback_echo.py", socket.SOCK_STREAM, ()),
 ]
 
 
@@ -237,7 +238,7 @@ def test_example_servers_report_a_taken_port_in_one_line(script: str, kind: int,
     assert result.stderr == f"cannot listen on 127.0.0.1:{port}: Address already in use\n"
 
 
-@pytest.mark.parametrize("script", ["tcp_echo_server.py", "tcp_echo_streams.py", "framed_echo_server.py"])
+@pytest.mark.parametrize("script", ["04-tcp-udp/tcp_echo_server.py", "04-tcp-udp/streams_echo.py", "05-framing/framed_echo_server.py"])
 def test_echo_servers_close_a_connection_idle_for_idle_timeout(servers: list[RunningServer], script: str) -> None:
     server = start(servers, script, "--idle-timeout", "0.5")
     with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as quiet:
@@ -247,8 +248,8 @@ def test_echo_servers_close_a_connection_idle_for_idle_timeout(servers: list[Run
 
 
 def test_udp_echo_server_and_client(servers: list[RunningServer]) -> None:
-    server = start(servers, "udp_echo_server.py")
-    client = run_example("udp_echo_client.py", "--port", str(server.port), "--count", "20", "--message", "datagram")
+    server = start(servers, "04-tcp-udp/udp_echo_server.py")
+    client = run_example("04-tcp-udp/udp_echo_client.py", "--port", str(server.port), "--count", "20", "--message", "datagram")
     assert client.returncode == 0, client.stderr
     assert "20 datagrams echoed intact" in client.stdout
     status, out, err = server.stop()
@@ -260,13 +261,13 @@ def test_udp_echo_client_hears_port_unreachable() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    client = run_example("udp_echo_client.py", "--port", port, "--timeout", "5")
+    client = run_example("04-tcp-udp/udp_echo_client.py", "--port", port, "--timeout", "5")
     assert client.returncode == 1
     assert "refused" in client.stderr.lower()
 
 
 def test_half_close_demo_reads_the_whole_answer_after_eof() -> None:
-    result = run_example("half_close.py", "--port", "0", "--lines", "20000")
+    result = run_example("04-tcp-udp/half_close.py", "--port", "0", "--lines", "20000")
     assert result.returncode == 0, result.stderr
     assert "then shut down the write side" in result.stdout
     assert "20,000 lines" in result.stdout
@@ -277,7 +278,7 @@ def test_half_close_server_refuses_a_request_over_its_limit(servers: list[Runnin
     """The request is collected until the client's FIN, so its size is
     bounded: a client that sends without end is cut off at the limit
     instead of growing the server."""
-    server = start(servers, "half_close.py", "--serve", "--max-request-size", "100000")
+    server = start(servers, "04-tcp-udp/half_close.py", "--serve", "--max-request-size", "100000")
     with connect_small_window(server.port) as client:
         result = flood(server.process.pid, client, b"line of a request that never ends\n" * 2000)
     result.check_bounded()
@@ -287,8 +288,8 @@ def test_half_close_server_refuses_a_request_over_its_limit(servers: list[Runnin
 
 
 def test_half_close_server_answers_a_request_at_its_limit(servers: list[RunningServer]) -> None:
-    server = start(servers, "half_close.py", "--serve", "--max-request-size", str(1000 * 27))
-    client = run_example("half_close.py", "--connect", "--port", str(server.port), "--lines", "1000")  # 27 bytes a line
+    server = start(servers, "04-tcp-udp/half_close.py", "--serve", "--max-request-size", str(1000 * 27))
+    client = run_example("04-tcp-udp/half_close.py", "--connect", "--port", str(server.port), "--lines", "1000")  # 27 bytes a line
     assert client.returncode == 0, client.stderr
     assert "27,000 bytes, 1,000 lines" in client.stdout
     status, _, err = server.stop()
@@ -296,8 +297,8 @@ def test_half_close_server_answers_a_request_at_its_limit(servers: list[RunningS
 
 
 def test_half_close_server_and_client_apart(servers: list[RunningServer]) -> None:
-    server = start(servers, "half_close.py", "--serve")
-    client = run_example("half_close.py", "--connect", "--port", str(server.port), "--lines", "1000")
+    server = start(servers, "04-tcp-udp/half_close.py", "--serve")
+    client = run_example("04-tcp-udp/half_close.py", "--connect", "--port", str(server.port), "--lines", "1000")
     assert client.returncode == 0, client.stderr
     assert "1,000 lines" in client.stdout
     status, out, err = server.stop()
@@ -306,7 +307,7 @@ def test_half_close_server_and_client_apart(servers: list[RunningServer]) -> Non
 
 
 DOCS = os.path.join(os.path.dirname(EXAMPLES), "docs", "tcp-udp.md")
-SNIPPET = re.compile(r"<!-- from (examples/[\w.]+) -->\n```python\n(.*?)```", re.S)
+SNIPPET = re.compile(r"<!-- from (examples/[\w./-]+) -->\n```python\n(.*?)```", re.S)
 
 
 def test_the_code_in_the_tcp_udp_guide_is_the_examples_code() -> None:

@@ -19,7 +19,7 @@ from nonreading_client import connect_small_window, flood, masked_binary_frame, 
 from ws_loop_helpers import run
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "examples" / "06-websocket"
 DOC = ROOT / "docs" / "websocket.md"
 LINE_TIMEOUT = 10.0
 
@@ -261,7 +261,7 @@ def test_the_autobahn_client_without_a_server_says_so_in_one_line() -> None:
     port = uri.rsplit(":", 1)[1].strip("/")
     stop_server(server)  # the port is free again: nobody listens there
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / "ws_autobahn_client.py"), port],
+        [sys.executable, str(ROOT / "tools" / "ws_autobahn_client.py"), port],
         capture_output=True,
         text=True,
         timeout=LINE_TIMEOUT,

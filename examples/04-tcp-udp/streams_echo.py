@@ -1,7 +1,7 @@
 """A TCP echo server and client on netkit's streams (async/await) API.
 
-    python examples/tcp_echo_streams.py --port 9000                   # serve
-    python examples/tcp_echo_streams.py --port 9000 --client --count 3
+    python examples/04-tcp-udp/streams_echo.py --port 9000                   # serve
+    python examples/04-tcp-udp/streams_echo.py --port 9000 --client --count 3
 
 The server runs one coroutine per connection: read what arrived, write it
 back, ``await writer.drain()`` so a client that does not read cannot make the
@@ -13,8 +13,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import ECHO_PORT, add_idle_timeout_option, announce_and_wait, listening_on, netkit, plural, run_client, run_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from examples._common import (  # noqa: E402
+    ECHO_PORT,
+    add_idle_timeout_option,
+    announce_and_wait,
+    listening_on,
+    plural,
+    run_client,
+    run_server,
+)
 
 
 async def handle(reader: netkit.StreamReader, writer: netkit.StreamWriter, idle_timeout: float | None) -> None:

@@ -1,6 +1,6 @@
 """A WebSocket echo server on netkit's async API.
 
-    python examples/ws_echo_server.py --port 9002
+    python examples/06-websocket/ws_echo_server.py --port 9002
 
 Every text or binary message comes back as it was sent.  The message limit
 is 16 MiB by default, large enough for the Autobahn|Testsuite's biggest
@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from _common import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+from netkit import websocket  # noqa: E402
+from examples._common import (  # noqa: E402
     ECHO_MAX_MESSAGE_SIZE,
     WEBSOCKET_ECHO_PORT,
     add_websocket_options,
     announce_and_wait,
     listening_on,
-    netkit,
     run_server,
     websocket_options,
 )
-from netkit import websocket
 
 
 async def echo(ws: websocket.WebSocket) -> None:

@@ -1,6 +1,6 @@
 """Timers and callbacks: the event loop without coroutines.
 
-    python examples/timers_and_callbacks.py
+    python examples/03-event-loop/timers_and_callbacks.py
 
 The callback API is the reactor itself: you hand the loop a function and say
 when to call it (soon, after a delay, at a time), and the loop calls it from
@@ -16,11 +16,11 @@ its one thread.  This shows:
 
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's netkit
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 
 

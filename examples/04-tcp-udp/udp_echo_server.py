@@ -1,6 +1,6 @@
 """A UDP echo server: every datagram goes back to whoever sent it.
 
-    python examples/udp_echo_server.py --port 9000
+    python examples/04-tcp-udp/udp_echo_server.py --port 9000
 
 UDP has no connections: one socket serves everyone, and each datagram
 arrives whole (never split or merged) together with its sender's address,
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from _common import ECHO_PORT, announce_and_wait, netkit, run_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from examples._common import ECHO_PORT, announce_and_wait, run_server  # noqa: E402
 
 
 class UDPEcho(netkit.DatagramProtocol):

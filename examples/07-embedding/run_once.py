@@ -1,6 +1,6 @@
 """Pump a netkit loop from a program's own main loop (a game loop, here).
 
-    python examples/embed_run_once.py
+    python examples/07-embedding/run_once.py
 
 A game (or a GUI toolkit, or a simulation) already owns the main loop: it
 draws a frame, updates the world, and waits for the next frame.  Instead of
@@ -21,10 +21,14 @@ loop asks a few times, then the game ends.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from _common import netkit, plural
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from examples._common import plural  # noqa: E402
 
 FRAME_SECONDS = 1 / 20  # a 20 frames-per-second "game": slow enough to read the output
 MAX_FRAMES = 2000  # a safety stop: the game ends well before this

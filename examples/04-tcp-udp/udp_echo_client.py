@@ -1,6 +1,6 @@
 """A UDP echo client: send datagrams, check each comes back.
 
-    python examples/udp_echo_client.py --port 9000 --message hello --count 3
+    python examples/04-tcp-udp/udp_echo_client.py --port 9000 --message hello --count 3
 
 The endpoint is *connected* (``remote_addr``): ``sendto`` needs no address,
 only the server's datagrams are accepted, and if nothing listens on the port
@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from _common import ECHO_PORT, netkit, plural, run_client
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from examples._common import ECHO_PORT, plural, run_client  # noqa: E402
 
 
 class UDPEchoClient(netkit.DatagramProtocol):

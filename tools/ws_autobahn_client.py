@@ -1,7 +1,7 @@
 """Drive netkit's WebSocket client through the Autobahn|Testsuite's fuzzing server.
 
     autobahn client 9001            # in one terminal: the suite's test server
-    python examples/ws_autobahn_client.py 9001
+    python tools/ws_autobahn_client.py 9001
 
 The suite's server tells how many cases it has (``/getCaseCount``); for each
 case the client connects to ``/runCase?case=N&agent=netkit`` and echoes every
@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import netkit, run_client
-from netkit._argtypes import os_error_reason
-from netkit import websocket
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit import websocket  # noqa: E402
+from netkit._argtypes import os_error_reason  # noqa: E402
+from examples._common import run_client  # noqa: E402
 
 AGENT = "netkit"
 

@@ -1,6 +1,6 @@
 """A synchronous program using netkit through a LoopThread.
 
-    python examples/loop_thread_sync_app.py
+    python examples/07-embedding/loop_thread_app.py
 
 A CLI, a GUI or a Flask view is ordinary blocking code with no event loop of
 its own.  LoopThread runs a netkit loop on a background thread; the program
@@ -17,11 +17,11 @@ back: wait on them, poll them, cancel them, or collect them as they finish.
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import sys
 import threading
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's netkit
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 
 SERVICES = {"auth": 0.3, "billing": 0.1, "search": 0.2}

@@ -1,6 +1,6 @@
 """A framed echo server: every message comes back whole, on netkit's loop.
 
-    python examples/framed_echo_server.py --port 9001 --max-frame-size 1048576
+    python examples/05-framing/framed_echo_server.py --port 9001 --max-frame-size 1048576
 
 Each message on the wire is a 4-byte big-endian length followed by that many
 bytes of payload.  The server hands whatever TCP delivers to a
@@ -18,25 +18,27 @@ Two things make it cheap and safe:
   without reading its echoes is made to wait (reading pauses while the
   replies waiting to be sent are above the transport's high-water mark).
 
-Try it with examples/framed_echo_client.py.
+Try it with examples/05-framing/framed_echo_client.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit.framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer  # noqa: E402
+from examples._common import (  # noqa: E402
     DEFAULT_IDLE_TIMEOUT,
     FRAMED_ECHO_PORT,
     IdleTimeout,
     add_idle_timeout_option,
     announce_and_wait,
     listening_on,
-    netkit,
     run_server,
 )
-from netkit.framing import DEFAULT_MAX_FRAME_SIZE, FramedProtocol, LengthPrefixFramer
 
 
 class FramedEcho(FramedProtocol):

@@ -1,8 +1,8 @@
 """A framed echo client: send frames of random sizes, check every echo.
 
-    python examples/framed_echo_client.py --port 9001 --count 1000
+    python examples/05-framing/framed_echo_client.py --port 9001 --count 1000
 
-It talks to examples/framed_echo_server.py: each message is a 4-byte
+It talks to examples/05-framing/framed_echo_server.py: each message is a 4-byte
 big-endian length followed by the payload.  To show that framing does not
 care how TCP cuts the byte stream, the client writes the encoded frames in
 pieces cut at random points: many frames are split across writes, and many
@@ -20,9 +20,12 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from _common import EXIT_INTERRUPTED, FRAMED_ECHO_PORT, netkit, plural
-from netkit.framing import LengthPrefixFramer, read_frame
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit.framing import LengthPrefixFramer, read_frame  # noqa: E402
+from examples._common import EXIT_INTERRUPTED, FRAMED_ECHO_PORT, plural  # noqa: E402
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Half-close: a client sends its whole request, shuts down its write side,
 and still reads the whole answer.
 
-    python examples/half_close.py                      # server and client, one run
-    python examples/half_close.py --serve              # only the server (port 9003), until Ctrl-C
-    python examples/half_close.py --connect
+    python examples/04-tcp-udp/half_close.py                      # server and client, one run
+    python examples/04-tcp-udp/half_close.py --serve              # only the server (port 9003), until Ctrl-C
+    python examples/04-tcp-udp/half_close.py --connect
 
 TCP closes each direction on its own (the "four-way close"): ``write_eof()``
 sends a FIN, which tells the server "the request is complete" without a
@@ -21,9 +21,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import HALF_CLOSE_PORT, listening_on, netkit, plural, run_client, run_server, stop_on_signals
-from netkit.framing import DEFAULT_MAX_FRAME_SIZE
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit.framing import DEFAULT_MAX_FRAME_SIZE  # noqa: E402
+from examples._common import (  # noqa: E402
+    HALF_CLOSE_PORT,
+    listening_on,
+    plural,
+    run_client,
+    run_server,
+    stop_on_signals,
+)
 
 # The largest request held in memory: the same 16 MiB as the framed echo's
 # largest frame, a hundred times the 1.3 MB request of the demo.

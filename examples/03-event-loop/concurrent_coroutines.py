@@ -1,6 +1,6 @@
 """Coroutines running concurrently on one thread.
 
-    python examples/concurrent_coroutines.py
+    python examples/03-event-loop/concurrent_coroutines.py
 
 Three "downloads" that each wait a while (simulated with netkit.sleep):
 
@@ -15,11 +15,11 @@ No threads are involved: while one coroutine waits, the loop runs the others.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's netkit
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 
 DOWNLOADS = {"large.iso": 0.6, "small.txt": 0.2, "medium.bin": 0.4}

@@ -1,9 +1,9 @@
 """A WebSocket client on netkit's async API: lines from stdin go out, messages
 that arrive are printed.
 
-    python examples/ws_client.py ws://127.0.0.1:9002/
-    python examples/ws_client.py --host 127.0.0.1 --port 9002
-    printf 'one\\ntwo\\nthree\\n' | python examples/ws_client.py
+    python examples/06-websocket/ws_client.py ws://127.0.0.1:9002/
+    python examples/06-websocket/ws_client.py --host 127.0.0.1 --port 9002
+    printf 'one\\ntwo\\nthree\\n' | python examples/06-websocket/ws_client.py
 
 Each line typed (or piped in) is sent as a text message; each message that
 arrives is printed on its own line (a binary one as its size and first
@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from _common import WEBSOCKET_ECHO_PORT, add_websocket_options, netkit, run_client, websocket_options
-from netkit import ConnectionClosed, HandshakeError, LimitOverrunError
-from netkit import websocket
-from netkit._stdin import StdinLines
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from netkit import ConnectionClosed, HandshakeError, LimitOverrunError  # noqa: E402
+from netkit import websocket  # noqa: E402
+from netkit._stdin import StdinLines  # noqa: E402
+from examples._common import WEBSOCKET_ECHO_PORT, add_websocket_options, run_client, websocket_options  # noqa: E402
 
 # Seconds of quiet from the server after the end of input before closing,
 # as `netkit ws --linger`: echoes on a local network come back in

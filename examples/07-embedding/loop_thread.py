@@ -1,6 +1,6 @@
 """Use netkit from synchronous code: the loop on a background thread.
 
-    python examples/embed_loop_thread.py
+    python examples/07-embedding/loop_thread.py
 
 A CLI, a Flask view or a script written without ``async`` keeps its main
 thread and hands coroutines to a ``LoopThread``.  ``submit(coro)`` returns a
@@ -15,9 +15,12 @@ awaits anything, talks to it through coroutines it submits.
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 import threading
+from pathlib import Path
 
-from _common import netkit
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
 
 # A synchronous caller should never wait forever on the network.
 TIMEOUT = 10.0

@@ -1,10 +1,10 @@
 """A TCP echo server on netkit's callback (protocol) API.
 
-    python examples/tcp_echo_server.py --port 9000
+    python examples/04-tcp-udp/tcp_echo_server.py --port 9000
 
 Every byte a client sends comes straight back.  The protocol's methods are
 called by the transport: ``data_received`` for each chunk that arrives (chunks
-keep no message boundaries: see examples/sticky_packets.py), and
+keep no message boundaries: see examples/05-framing/sticky_packets.py), and
 ``pause_writing``/``resume_writing`` when the echoes pile up because the
 client is not reading them.  Reading pauses meanwhile, so such a client is
 held back by TCP instead of filling this server's memory.
@@ -14,8 +14,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import DEFAULT_IDLE_TIMEOUT, ECHO_PORT, IdleTimeout, add_idle_timeout_option, announce_and_wait, listening_on, netkit, run_server
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from examples._common import (  # noqa: E402
+    DEFAULT_IDLE_TIMEOUT,
+    ECHO_PORT,
+    IdleTimeout,
+    add_idle_timeout_option,
+    announce_and_wait,
+    listening_on,
+    run_server,
+)
 
 
 class EchoProtocol(netkit.Protocol):

@@ -1,6 +1,6 @@
 """TCP has no message boundaries: see it happen, then see framing fix it.
 
-    python examples/sticky_packets.py
+    python examples/05-framing/sticky_packets.py
 
 Plain blocking sockets over loopback, no event loop:
 
@@ -14,17 +14,14 @@ Plain blocking sockets over loopback, no event loop:
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
-try:
-    from netkit.framing import LengthPrefixFramer
-except ImportError:  # run from a checkout without installing netkit
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from netkit.framing import LengthPrefixFramer
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+from netkit.framing import LengthPrefixFramer  # noqa: E402
 
 SMALL_MESSAGES = [b"hello", b"world", b"!"]
 LARGE_MESSAGE = bytes(range(256)) * 4096  # 1 MiB

@@ -1,6 +1,6 @@
 """A WebSocket echo server on netkit's callback API: the fastest path.
 
-    python examples/ws_callback_echo.py --port 9002
+    python examples/06-websocket/ws_callback_echo.py --port 9002
 
 The handler's methods are called by the connection as events happen;
 ``ws.send()`` never blocks.  When the peer reads slower than it sends, the
@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from _common import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+from netkit import websocket  # noqa: E402
+from examples._common import (  # noqa: E402
     ECHO_MAX_MESSAGE_SIZE,
     WEBSOCKET_ECHO_PORT,
     add_websocket_options,
     announce_and_wait,
     listening_on,
-    netkit,
     run_server,
     websocket_options,
 )
-from netkit import websocket
 
 
 class Echo(websocket.WebSocketHandler):

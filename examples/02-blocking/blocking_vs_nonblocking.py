@@ -1,6 +1,6 @@
 """Blocking reads, non-blocking reads, and select(): one program, three ways.
 
-    python examples/blocking_vs_nonblocking.py
+    python examples/02-blocking/blocking_vs_nonblocking.py
 
 Three connections (socket pairs, so no server is needed) get a message each
 from a sender thread, in the order B, C, A, ``--delay`` seconds apart.  The

@@ -1,6 +1,6 @@
 """A TCP echo client on netkit's callback (protocol) API.
 
-    python examples/tcp_echo_client.py --port 9000 --message hello --count 3
+    python examples/04-tcp-udp/tcp_echo_client.py --port 9000 --message hello --count 3
 
 Sends the message, waits for it to come back, and repeats COUNT times.  The
 echo may arrive in several pieces (TCP keeps no message boundaries), so the
@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from _common import ECHO_PORT, netkit, plural, run_client
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
+import netkit  # noqa: E402
+from examples._common import ECHO_PORT, plural, run_client  # noqa: E402
 
 
 class EchoClient(netkit.Protocol):

@@ -1,6 +1,6 @@
 """CPU-heavy work and the event loop: on the loop, on threads, on processes.
 
-    python examples/cpu_offload.py
+    python examples/01-concurrency/cpu_offload.py
 
 The loop runs everything on one thread, so a function that computes for a
 second freezes every connection and timer for that second.  A ticker task
@@ -29,9 +29,10 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's netkit
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 
 LIMIT = 200_000  # count the primes below this

@@ -1,6 +1,6 @@
 """A two-second tour of netkit's event loop.
 
-    python examples/loop_demo.py
+    python examples/03-event-loop/loop_demo.py
 
 One loop on one thread, and everything takes turns on it: callbacks, timers,
 a socket becoming readable, a message from another thread, coroutines that
@@ -10,13 +10,13 @@ happened, in seconds since the loop started.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # this checkout's netkit
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout's root: its netkit, and examples/_common.py
 import netkit  # noqa: E402
 
 
