@@ -375,6 +375,7 @@ async def test_the_server_closing_the_connection_fails_pending_commands(redis_ur
     async with netkit.redis.connect(redis_url) as r, netkit.redis.connect(redis_url) as killer:
         client_id = await r.execute("CLIENT", "ID")
         blocked = netkit.create_task(r.execute("BLPOP", "queue", 0))
+        await netkit.sleep(0)  # the task sends its BLPOP on this connection
         assert await killer.execute("CLIENT", "KILL", "ID", client_id) == 1
         with pytest.raises(RedisConnectionError, match="lost the connection to Redis at"):
             await blocked
