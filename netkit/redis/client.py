@@ -42,7 +42,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # Commands after which a connection carries a stream of messages instead of
 # one reply per command: they belong on a PubSub's connection.
 _STREAMING_COMMANDS = frozenset({"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"})
-_LONGEST_STREAMING_COMMAND = max(map(len, _STREAMING_COMMANDS))
+_STREAMING_LENGTHS = frozenset(map(len, _STREAMING_COMMANDS))
 
 _CLIENT_DEFAULT: Any = object()  # "the client's command_timeout"
 
@@ -321,10 +321,12 @@ def _refuse_streaming(args: tuple[Any, ...]) -> None:
     if not args:
         raise ValueError("a Redis command needs at least its name")
     name = args[0]
-    if isinstance(name, (bytes, bytearray)):
-        name = bytes(name).decode("latin-1")
-    if isinstance(name, str) and len(name) <= _LONGEST_STREAMING_COMMAND and name.upper() in _STREAMING_COMMANDS:
-        raise netkit.InvalidStateError(f"{name.upper()} turns a connection into a message stream: use Redis.pubsub() for it")
+    # The length first: it rules out nearly every command without upper().
+    if isinstance(name, (str, bytes, bytearray)) and len(name) in _STREAMING_LENGTHS:
+        if isinstance(name, (bytes, bytearray)):
+            name = bytes(name).decode("latin-1")
+        if isinstance(name, str) and name.upper() in _STREAMING_COMMANDS:
+            raise netkit.InvalidStateError(f"{name.upper()} turns a connection into a message stream: use Redis.pubsub() for it")
 
 
 async def _wait(future: netkit.Future[Any], timeout: float, address: str, what: Any) -> Any:

@@ -124,12 +124,31 @@ class RespConnection(netkit.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.reply_sink is not None:
+            # A subscriber's connection: one reply at a time, so that a full
+            # queue stops the parsing where it is.
+            try:
+                self.parser.receive(data)
+            except ProtocolError as exc:
+                self._protocol_failed(exc)
+                return
+            self.process()
+            return
+        replies: list[Any] = []
         try:
-            self.parser.receive(data)
+            self.parser.feed_into(data, replies)
         except ProtocolError as exc:
+            self._dispatch_all(replies)  # what came before the bad reply is answered
             self._protocol_failed(exc)
             return
-        self.process()
+        self._dispatch_all(replies)
+
+    def _dispatch_all(self, replies: list[Any]) -> None:
+        dispatch = self._dispatch
+        for reply in replies:
+            if self.error is not None:
+                return  # a stray reply ended the connection: the rest cannot be trusted
+            dispatch(reply)
 
     def process(self) -> None:
         """Hand out every whole reply buffered, unless a sink holds the connection."""

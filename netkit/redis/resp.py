@@ -235,33 +235,35 @@ class RespParser:
         """Like :meth:`feed`, appending to ``replies``: when the input turns out
         bad, the replies before the bad one are in ``replies`` as the error is raised."""
         self.receive(data)
-        next_reply = self.next_reply
-        while (reply := next_reply()) is not NEED_DATA:
-            replies.append(reply)
+        self._parse(replies, -1)
 
     def receive(self, data: Buffer) -> None:
         """Add received bytes without parsing them; :meth:`next_reply` does."""
         if self._error is not None:
             raise self._error
+        buffer = self._buffer
         consumed = self._pos
-        if consumed:
-            # Drop what replies already took, once per chunk rather than once
-            # per reply (CPython deletes a bytearray's head without moving the rest).
-            del self._buffer[:consumed]
-            self._pos = 0
-            self._scan_from -= consumed
-            self._reply_start -= consumed
-        self._buffer += data
+        if consumed == len(buffer):
+            # All taken: parse the new bytes where they are.  Slicing bytes
+            # gives bytes, one copy fewer per value than slicing a bytearray.
+            self._buffer = data if type(data) is bytes else bytes(data)
+        else:
+            if type(buffer) is bytes:
+                buffer = self._buffer = bytearray(memoryview(buffer)[consumed:])
+            elif consumed:
+                # Once per chunk, not per reply (CPython drops a bytearray's
+                # head without moving the rest).
+                del buffer[:consumed]
+            buffer += data
+        self._pos = 0
+        self._scan_from -= consumed
+        self._reply_start -= consumed
 
     def next_reply(self) -> Any:
         """The next whole reply, or :data:`NEED_DATA` when it has not all arrived."""
-        if self._error is not None:
-            raise self._error
-        try:
-            return self._next_reply()
-        except (RespProtocolError, RespLimitExceeded) as exc:
-            self._error = exc
-            raise
+        replies: list[Any] = []
+        self._parse(replies, 1)
+        return replies[0] if replies else NEED_DATA
 
     def feed_eof(self) -> None:
         """Say the stream has ended; raise :class:`IncompleteReadError` (``partial``:
@@ -271,53 +273,137 @@ class RespParser:
 
     # -- parsing --------------------------------------------------------------
 
-    def _next_reply(self) -> Any:
-        buffer = self._buffer
-        while True:
-            if self._bulk_length >= 0:
-                value = self._bulk_body()
-                if value is NEED_DATA:
-                    return NEED_DATA
-            else:
-                pos = self._pos
-                if pos == len(buffer):
-                    return NEED_DATA
-                type_byte = buffer[pos]
-                if type_byte not in _TYPE_BYTES:
-                    raise RespProtocolError(f"unknown RESP type byte {bytes([type_byte])!r} at the start of a reply or element")
-                if not self._stack:
-                    self._reply_start = pos
-                cr = self._line_end(pos)
-                if cr < 0:
-                    return NEED_DATA
-                line = bytes(buffer[pos + 1 : cr])
-                self._pos = cr + 2
-                self._check_reply_size(cr + 2)
-                value = self._line_value(type_byte, line)
-                if value is _CONTINUE:
-                    continue
-            reply = self._complete(value)
-            if reply is not _CONTINUE:
-                return reply
+    def _parse(self, replies: list[Any], wanted: int) -> None:
+        """Append whole replies to ``replies`` until the buffer has no more, or
+        ``wanted`` of them (-1: no bound).
 
-    def _line_end(self, pos: int) -> int:
-        """The index of the CR that ends the line starting at ``pos``, or -1 when
-        its end has not arrived; the search resumes where it stopped."""
+        The hot loop: simple strings, integers and bulk strings that arrived
+        whole are read inline (a call per token costs more than the token);
+        everything else goes through the helpers below, which keep their
+        state in ``self``.
+        """
+        if self._error is not None:
+            raise self._error
+        buffer = self._buffer
+        size = len(buffer)
+        stack = self._stack
+        limits = self.limits
+        max_line = limits.max_line_length
+        max_bulk = limits.max_bulk_length
+        max_reply = limits.max_reply_size
+        pos = self._pos
+        reply_start = self._reply_start
+        try:
+            while wanted:
+                if self._bulk_length >= 0:  # a bulk string's body that had not all arrived
+                    self._pos = pos
+                    value = self._bulk_body()
+                    if value is NEED_DATA:
+                        break
+                    pos = self._pos
+                else:
+                    if pos >= size:
+                        break
+                    type_byte = buffer[pos]
+                    if type_byte not in _TYPE_BYTES:
+                        raise RespProtocolError(f"unknown RESP type byte {bytes([type_byte])!r} at the start of a reply or element")
+                    if not stack:
+                        reply_start = pos
+                    scan_from = self._scan_from
+                    # A type byte, at most max_line bytes, then CR LF: the LF
+                    # lies before pos + max_line + 3.  The search resumes where
+                    # the last one stopped, so a long line is scanned once.
+                    lf = buffer.find(b"\n", pos if pos > scan_from else scan_from, pos + max_line + 3)
+                    if lf < 0:
+                        self._line_incomplete(pos)
+                        break
+                    # RESP: every line ends with CR LF.
+                    if buffer[lf - 1] != _CR:
+                        raise RespProtocolError("a RESP line ends with LF alone, without CR")
+                    if lf + 1 - reply_start > max_reply:
+                        raise RespLimitExceeded("max_reply_size", lf + 1 - reply_start, max_reply, what="reply", unit="bytes")
+                    if type_byte == _BULK:
+                        line = buffer[pos + 1 : lf - 1]
+                        if line.isdigit() and len(line) <= _MAX_LENGTH_DIGITS:  # ASCII digits only
+                            length = int(line)
+                        else:
+                            length = _length(bytes(line), "bulk string", null_allowed=True)
+                        pos = lf + 1
+                        if length < 0:  # RESP2's null bulk string
+                            value = None
+                        else:
+                            if length > max_bulk:
+                                raise RespLimitExceeded("max_bulk_length", length, max_bulk, what="bulk string", unit="bytes")
+                            end = pos + length
+                            if end + 2 - reply_start > max_reply:
+                                raise RespLimitExceeded("max_reply_size", end + 2 - reply_start, max_reply, what="reply", unit="bytes")
+                            if end + 2 > size or buffer[end] != _CR or buffer[end + 1] != _LF:
+                                # Not all here (or malformed): the body is read, or refused, above.
+                                self._bulk_type = _BULK
+                                self._bulk_length = length
+                                continue
+                            value = buffer[pos:end]
+                            if type(value) is not bytes:
+                                value = bytes(value)
+                            pos = end + 2
+                    elif type_byte == _SIMPLE:
+                        line = buffer[pos + 1 : lf - 1]
+                        # RESP: a simple string "cannot contain a CR or LF character".
+                        if _CR in line:
+                            raise RespProtocolError("a RESP simple string contains a CR")
+                        value = line.decode("utf-8", "replace")
+                        pos = lf + 1
+                    elif type_byte == _INTEGER:
+                        value = _integer(bytes(buffer[pos + 1 : lf - 1]))
+                        pos = lf + 1
+                    elif type_byte == _ARRAY and buffer[pos + 1] != 0x2D:  # an array that is not "*-1"
+                        line = buffer[pos + 1 : lf - 1]
+                        count = int(line) if line.isdigit() and len(line) <= _MAX_LENGTH_DIGITS else _length(bytes(line), "array", null_allowed=True)
+                        if count > limits.max_aggregate_length:
+                            raise RespLimitExceeded("max_aggregate_length", count, limits.max_aggregate_length, what="array", unit="elements")
+                        if len(stack) >= limits.max_depth:
+                            raise RespLimitExceeded("max_depth", len(stack) + 1, limits.max_depth, what="nesting", unit="levels")
+                        pos = lf + 1
+                        if count:
+                            stack.append(_Open(_ARRAY, count))
+                            continue
+                        value = []
+                    else:
+                        line = bytes(buffer[pos + 1 : lf - 1])
+                        self._pos = lf + 1
+                        self._reply_start = reply_start
+                        value = self._line_value(type_byte, line)
+                        pos = self._pos
+                        if value is _CONTINUE:
+                            continue
+                if stack:
+                    top = stack[-1]
+                    top.items.append(value)
+                    top.remaining -= 1
+                    if top.remaining:
+                        continue
+                    value = self._close_aggregates()
+                    if value is _CONTINUE:
+                        continue
+                replies.append(value)
+                wanted -= 1
+        except (RespProtocolError, RespLimitExceeded) as exc:
+            self._error = exc
+            raise
+        finally:
+            self._pos = pos
+            self._reply_start = reply_start
+
+    def _line_incomplete(self, pos: int) -> None:
+        """The line starting at ``pos`` has no LF yet: refuse it if it is already
+        too long, else remember how far the search for its end went."""
         buffer = self._buffer
         maximum = self.limits.max_line_length
-        # A type byte, at most ``maximum`` bytes, then CR LF: the LF lies before ``bound``.
         bound = pos + maximum + 3
-        lf = buffer.find(b"\n", max(pos, self._scan_from), bound)
-        if lf < 0:
-            # Over the limit as soon as the byte after ``maximum`` bytes is not the CR.
-            if len(buffer) >= bound or len(buffer) > bound - 2 and buffer[bound - 2] != _CR:
-                raise RespLimitExceeded("max_line_length", len(buffer) - pos - 1, maximum, what="line", unit="bytes")
-            self._scan_from = len(buffer)
-            return -1
-        # RESP: every line ends with CR LF.
-        if buffer[lf - 1] != _CR:
-            raise RespProtocolError("a RESP line ends with LF alone, without CR")
-        return lf - 1
+        # Over the limit as soon as the byte after ``maximum`` bytes is not the CR.
+        if len(buffer) >= bound or len(buffer) > bound - 2 and buffer[bound - 2] != _CR:
+            raise RespLimitExceeded("max_line_length", len(buffer) - pos - 1, maximum, what="line", unit="bytes")
+        self._scan_from = len(buffer)
 
     def _check_reply_size(self, end: int) -> None:
         size = end - self._reply_start
@@ -404,23 +490,25 @@ class RespParser:
         self._stack.append(_Open(type_byte, count * 2 if type_byte in (_MAP, _ATTRIBUTE) else count))
         return _CONTINUE
 
-    def _complete(self, value: Any) -> Any:
-        """Put ``value`` into the aggregates it completes; return the whole reply
-        once the outermost one is complete, else ``_CONTINUE``."""
+    def _close_aggregates(self) -> Any:
+        """The aggregate on top of the stack got its last element: close it, and
+        the ones it completes in turn.  Return the whole reply once the
+        outermost one is closed, else ``_CONTINUE``."""
         stack = self._stack
-        while stack:
-            top = stack[-1]
-            top.items.append(value)
-            top.remaining -= 1
-            if top.remaining:
-                return _CONTINUE
-            stack.pop()
+        while True:
+            top = stack.pop()
             if top.type == _ATTRIBUTE:
                 # RESP3: an attribute annotates the value that follows it and
                 # does not count as an element: drop it, keep reading.
                 return _CONTINUE
             value = _finish(top.type, top.items)
-        return value
+            if not stack:
+                return value
+            parent = stack[-1]
+            parent.items.append(value)
+            parent.remaining -= 1
+            if parent.remaining:
+                return _CONTINUE
 
 
 # -- scalar values ---------------------------------------------------------------
@@ -523,14 +611,28 @@ def encode_command(*args: Any) -> bytes:
     """
     if not args:
         raise ValueError("a Redis command needs at least its name")
-    parts = [b"*%d\r\n" % len(args)]
+    count = len(args)
+    parts = [_ARRAY_HEADERS[count] if count < _CACHED_HEADERS else b"*%d\r\n" % count]
     append = parts.append
     for arg in args:
-        data = _argument(arg)
-        append(b"$%d\r\n" % len(data))
-        append(data)
-        append(b"\r\n")
+        data = arg.encode() if type(arg) is str else _argument(arg)
+        size = len(data)
+        if size < _CACHED_HEADERS:
+            # Short arguments (most keys and values): one concatenation with a
+            # prebuilt header instead of formatting one; join() copies once more.
+            append(_BULK_HEADERS[size] + data + b"\r\n")
+        else:  # a long value is copied by join() alone
+            append(b"$%d\r\n" % size)
+            append(data)
+            append(b"\r\n")
     return b"".join(parts)
+
+
+# Headers of arrays and bulk strings of fewer than this many elements or
+# bytes, built once: formatting "$%d" costs more than the rest of a short argument.
+_CACHED_HEADERS = 256
+_ARRAY_HEADERS = [b"*%d\r\n" % number for number in range(_CACHED_HEADERS)]
+_BULK_HEADERS = [b"$%d\r\n" % number for number in range(_CACHED_HEADERS)]
 
 
 def encode_commands(commands: Iterable[Sequence[Any]]) -> bytes:
