@@ -185,7 +185,10 @@ class PubSub:
 
     def _expect(self, kind: bytes, key: bytes) -> netkit.Future[None]:
         future: netkit.Future[None] = netkit.get_running_loop().create_future()
-        self._confirmations.setdefault((kind, key), []).append(future)
+        waiting = self._confirmations.get((kind, key), [])
+        # Drop the waiters of calls that timed out or were cancelled: a
+        # confirmation that never comes must not let the list grow.
+        self._confirmations[(kind, key)] = [*(other for other in waiting if not other.done()), future]
         return future
 
     async def _confirmed(self, confirmations: list[netkit.Future[None]], timeout: float | None, command: str) -> None:

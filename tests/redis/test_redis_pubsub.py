@@ -285,7 +285,12 @@ async def test_subscribing_while_the_server_is_down_waits_for_it(own_redis_serve
         # Let the subscriber notice (it then retries, with a growing delay).
         with pytest.raises(TimeoutError):
             await sub.subscribe("b", timeout=0.2)
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                await sub.subscribe("b", timeout=0.001)
         assert sub.channels == {b"a", b"b"}
+        # The timed-out calls leave no waiter behind: one, the last, at most.
+        assert len(sub._confirmations[(b"subscribe", b"b")]) <= 1
         own_redis_server.start()
         await sub.subscribe("b")
         assert await r.publish("a", "1") == 1 and await r.publish("b", "2") == 1
