@@ -312,13 +312,14 @@ class PubSub:
                 )
                 break
             except (OSError, ProtocolError, RedisConnectionError, RedisError) as exc:
-                self.last_error = exc
+                failure: BaseException = exc
+                self.last_error = failure
                 if not (self._ever_connected and self.reconnect):
                     # No connection yet: tell those who wait rather than retry.
                     self._connecting = None
-                    self._fail_confirmations(lambda: _copy(exc, self._address))
+                    self._fail_confirmations(lambda: _copy(failure, self._address))
                     return
-                logger.debug("redis %s: subscriber could not reconnect (%s); next attempt in %.2f s", self._address, exc, delay)
+                logger.debug("redis %s: subscriber could not reconnect (%s); next attempt in %.2f s", self._address, failure, delay)
                 await netkit.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
         self._connecting = None

@@ -7,7 +7,7 @@ import logging
 import math
 
 import pytest
-from conftest import RedisServer, open_fds
+from redis_helpers import RedisServer, free_port, open_fds
 
 import netkit
 import netkit.redis
@@ -283,8 +283,6 @@ async def test_connect_timeout_against_a_server_that_never_answers() -> None:
 
 
 async def test_connection_refused_names_the_address() -> None:
-    from conftest import free_port
-
     port = free_port()
     with pytest.raises(RedisConnectionError, match=f"cannot connect to Redis at 127.0.0.1:{port}") as caught:
         await netkit.redis.connect(f"redis://127.0.0.1:{port}")

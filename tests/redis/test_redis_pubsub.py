@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from conftest import RedisServer
+from redis_helpers import RedisServer
 
 import netkit
 import netkit.redis
