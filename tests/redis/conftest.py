@@ -7,7 +7,8 @@ kill and restart, or to configure (a password) without touching the others.
 Servers are stopped by their pid.  Without ``/usr/bin/redis-server`` the
 tests that need one skip, and fail in CI (``tests/services.py``).
 
-Every ``async def`` test runs on a fresh ``EventLoop`` under a deadline;
+Every ``async def`` test runs on a fresh ``EventLoop`` under a deadline
+(its module asks for the ``loop`` fixture with ``pytestmark``);
 whatever reaches the loop's exception handler fails the test unless it asks
 for ``errors``; and the test must leave no file descriptor open.
 """
@@ -79,7 +80,7 @@ class ErrorLog:
         self.contexts.append(context)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def loop() -> Iterator[EventLoop]:
     """A real ``EventLoop``; the test must leave no file descriptor behind."""
     gc.collect()

@@ -14,6 +14,9 @@ import netkit.redis
 from netkit.redis import Push, RedisConnectionError, RedisError, VerbatimString
 from netkit.redis.url import RedisURL, parse_url
 
+# Every test here runs on a real loop, and must leave no file descriptor open.
+pytestmark = pytest.mark.usefixtures("loop")
+
 # -- URLs ------------------------------------------------------------------------
 
 

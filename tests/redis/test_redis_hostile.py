@@ -18,6 +18,9 @@ import netkit
 import netkit.redis
 from netkit.redis import Limits, RedisConnectionError, RedisError, RespLimitExceeded, RespProtocolError
 
+# Every test here runs on a real loop, and must leave no file descriptor open.
+pytestmark = pytest.mark.usefixtures("loop")
+
 MIB = 1024 * 1024
 
 # What the server sends after a hostile header: far more than any limit lets

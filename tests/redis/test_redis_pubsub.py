@@ -12,6 +12,9 @@ import netkit
 import netkit.redis
 from netkit.redis import Message, PubSub, RedisConnectionError, RedisError
 
+# Every test here runs on a real loop, and must leave no file descriptor open.
+pytestmark = pytest.mark.usefixtures("loop")
+
 MIB = 1024 * 1024
 
 # netkit's stream transport reads at most 256 KiB at a time: what a subscriber
