@@ -209,7 +209,7 @@ class Redis:
         future: netkit.Future[Any] = connection.loop.create_future()
         connection.send(data, future)
         if connection.writing_paused:
-            await connection.drain()
+            await _drain(connection, future)
         if timeout is _CLIENT_DEFAULT:
             timeout = self._settings.command_timeout
         if timeout is None:
@@ -305,7 +305,7 @@ class Pipeline:
         batch = Batch(connection.loop.create_future(), len(commands))
         connection.send(b"".join(commands), batch)
         if connection.writing_paused:
-            await connection.drain()
+            await _drain(connection, batch.future)
         if timeout is _CLIENT_DEFAULT:
             timeout = client._settings.command_timeout
         replies = await batch.future if timeout is None else await _wait(batch.future, timeout, client.address, "a pipeline")
@@ -327,6 +327,16 @@ def _refuse_streaming(args: tuple[Any, ...]) -> None:
             name = bytes(name).decode("latin-1")
         if isinstance(name, str) and name.upper() in _STREAMING_COMMANDS:
             raise netkit.InvalidStateError(f"{name.upper()} turns a connection into a message stream: use Redis.pubsub() for it")
+
+
+async def _drain(connection: RespConnection, future: netkit.Future[Any]) -> None:
+    """Wait for the write buffer to drain; if that wait is cancelled, so is the
+    reply's future, which nobody would await (its reply is discarded on arrival)."""
+    try:
+        await connection.drain()
+    except BaseException:
+        future.cancel()
+        raise
 
 
 async def _wait(future: netkit.Future[Any], timeout: float, address: str, what: Any) -> Any:

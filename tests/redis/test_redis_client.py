@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 
 import pytest
 from redis_helpers import RedisServer, free_port, open_fds
@@ -411,3 +413,31 @@ async def test_async_with_on_the_client_itself(redis_url: str) -> None:
     async with r:
         assert await r.execute("ECHO", "hi") == b"hi"
     assert r.is_closed
+
+
+# -- flow control --------------------------------------------------------------------
+
+
+async def test_a_pipeline_bigger_than_the_write_buffer_waits_for_it_to_drain(own_redis_server: RedisServer) -> None:
+    value = b"v" * 100_000
+    async with netkit.redis.connect(own_redis_server.url) as r:
+        os.kill(own_redis_server.pid, signal.SIGSTOP)  # Redis reads nothing: the buffers fill
+        try:
+            pipe = r.pipeline()
+            for number in range(200):  # 20 MB: more than the kernel's buffers and the high-water mark
+                pipe.add("SET", f"k{number}", value)
+            sending = netkit.create_task(pipe.execute())
+            await netkit.sleep(0)
+            connection = r._connection
+            assert connection is not None and connection.writing_paused
+            stuck = netkit.create_task(r.execute("SET", "last", "one"))
+            await netkit.sleep(0)
+            stuck.cancel()  # cancelled while waiting for the buffer to drain
+            with pytest.raises(netkit.CancelledError):
+                await stuck
+            assert all(waiter.cancelled() for waiter in list(connection.pending)[1:])
+        finally:
+            os.kill(own_redis_server.pid, signal.SIGCONT)
+        assert await sending == ["OK"] * 200
+        assert await r.execute("PING") == "PONG"  # the cancelled SET's reply went nowhere
+        assert await r.execute("STRLEN", "k199") == len(value)
