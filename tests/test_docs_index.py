@@ -12,7 +12,7 @@ INDEX = (DOCS / "index.md").read_text(encoding="utf-8")
 LINKED = re.findall(r"\]\(([\w.-]+\.md)\)", INDEX)
 
 # The course: concurrency, blocking, the reactor and coroutines, TCP/UDP,
-# framing, WebSockets and the chat, embedding; then the reference pages.
+# framing, WebSockets and the chat, embedding, Redis; then the reference pages.
 LEARNING_ORDER = [
     "concurrency.md",
     "blocking.md",
@@ -23,6 +23,7 @@ LEARNING_ORDER = [
     "websocket.md",
     "chat.md",
     "embedding.md",
+    "redis.md",
     "api.md",
     "performance.md",
     "conformance.md",

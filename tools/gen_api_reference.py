@@ -4,7 +4,7 @@
     python tools/gen_api_reference.py --check   # exit 1 if docs/api.md is out of date
 
 The public names are those in the ``__all__`` of ``netkit``,
-``netkit.framing``, ``netkit.websocket`` and ``netkit.testing``.  Each gets
+``netkit.framing``, ``netkit.websocket``, ``netkit.redis`` and ``netkit.testing``.  Each gets
 its signature and docstring; a class also gets its public methods and
 properties (the ones it defines itself), its enum members or its fields.
 The docstrings' reStructuredText markup (````code````, ``:class:`Name```,
@@ -35,14 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "api.md"
 
 # The modules whose __all__ is netkit's public API, in the order a learner
-# meets them: the core, then framing, WebSockets, and the testing helpers.
-MODULES = ["netkit", "netkit.framing", "netkit.websocket", "netkit.testing"]
+# meets them: the core, then framing, WebSockets, Redis, and the testing helpers.
+MODULES = ["netkit", "netkit.framing", "netkit.websocket", "netkit.redis", "netkit.testing"]
 
 HEADER = """\
 # API reference
 
 Every public name of netkit: what `import netkit`, `netkit.framing`,
-`netkit.websocket` and `netkit.testing` export (their `__all__`), with
+`netkit.websocket`, `netkit.redis` and `netkit.testing` export (their `__all__`), with
 signatures and docstrings.  The guide ([index](index.md)) explains how the
 pieces fit together; this page is for looking things up.
 
